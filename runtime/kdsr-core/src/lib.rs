@@ -1,0 +1,19 @@
+//! `kdsr-core`: the plain-Rust heart of kdsr, shared by the trainer (tch), the converter and the
+//! runtime (tract). It holds no libtorch and no tract.
+//!
+//! - [`spec`]: model configs and presets, the official `state_dict` layout, parameter and MAC
+//!   counts, checkpoint validation.
+//! - [`pipeline`]: blur kernels, bicubic resizing, the classic LR synthesis, noise, quantisation.
+//! - [`metrics`]: Y channel, PSNR and SSIM as BasicSR and the official KDSR code compute them.
+//! - [`io`]: image loading and saving that never drops bit depth or alpha silently.
+//! - [`Planar`]: the float32 CHW image type all of them use.
+
+pub mod error;
+pub mod io;
+pub mod metrics;
+pub mod pipeline;
+mod planar;
+pub mod spec;
+
+pub use error::{Error, Result};
+pub use planar::Planar;
