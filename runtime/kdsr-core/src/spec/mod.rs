@@ -23,7 +23,7 @@ pub const DDC_KERNEL: usize = 3;
 /// The DIV2K RGB mean that `G.sub_mean` subtracts and `G.add_mean` adds back (rgb_range 1).
 pub const RGB_MEAN: [f32; 3] = [0.4488, 0.4371, 0.4040];
 /// KD temperature τ of the official code (the paper's "λ_kd = 0.15").
-pub const KD_TEMPERATURE: f32 = 0.15;
+pub const KD_TEMPERATURE: f64 = 0.15;
 
 /// Whether a network carries the teacher IDE (`E.*`, sees LR + pixel-unshuffled HR) or the
 /// student IDE (`E_st.*`, sees LR only).
@@ -205,7 +205,10 @@ impl KdsrConfig {
     /// The same sizes with the other role (a student's teacher, a teacher's student).
     pub fn with_role(mut self, role: Role) -> Self {
         if self.role != role {
-            self.preset = match (self.preset.strip_prefix("student-"), self.preset.strip_prefix("teacher-")) {
+            self.preset = match (
+                self.preset.strip_prefix("student-"),
+                self.preset.strip_prefix("teacher-"),
+            ) {
                 (Some(rest), _) if role == Role::Teacher => format!("teacher-{rest}"),
                 (_, Some(rest)) if role == Role::Student => format!("student-{rest}"),
                 _ => self.preset,
@@ -273,7 +276,9 @@ impl KdsrConfig {
         let cfg: Self = match format {
             "json" => serde_json::from_str(text).map_err(|e| e.to_string()),
             "toml" => toml::from_str(text).map_err(|e| e.to_string()),
-            other => Err(format!("unknown config format `{other}` (use .json or .toml)")),
+            other => Err(format!(
+                "unknown config format `{other}` (use .json or .toml)"
+            )),
         }
         .map_err(|message| Error::Config {
             source_name: source_name.to_owned(),

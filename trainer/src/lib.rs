@@ -1,0 +1,5 @@
+//! `kdsr-trainer`: KDSR on libtorch (tch) — the networks at official key names, the KD loss,
+//! the classic degradation on the training device, two-stage training and evaluation.
+
+pub mod loss;
+pub mod model;

@@ -1,0 +1,77 @@
+//! Layer helpers with PyTorch's default initialisation (kaiming-uniform weights, uniform biases in
+//! ±1/√fan_in) and the LeakyReLU(0.1) used everywhere in KDSR.
+
+use kdsr_core::spec::LRELU_SLOPE;
+use tch::{Tensor, nn};
+
+/// A 3×3 (or k×k) conv with bias, stride 1, "same" padding.
+#[derive(Debug)]
+pub struct Conv {
+    /// Weight `[out,in,k,k]`.
+    pub ws: Tensor,
+    /// Bias `[out]`.
+    pub bs: Tensor,
+    padding: i64,
+}
+
+impl Conv {
+    /// Variables `weight` and `bias` under `p`.
+    pub fn new(p: &nn::Path, cin: usize, cout: usize, k: usize) -> Self {
+        let fan_in = (cin * k * k) as f64;
+        let bound = 1.0 / fan_in.sqrt();
+        let cfg = nn::ConvConfig {
+            padding: (k / 2) as i64,
+            bs_init: nn::Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+            ..Default::default()
+        };
+        let c = nn::conv2d(p, cin as i64, cout as i64, k as i64, cfg);
+        Self {
+            ws: c.ws,
+            bs: c.bs.unwrap_or_else(|| Tensor::zeros([cout as i64], (tch::Kind::Float, p.device()))),
+            padding: (k / 2) as i64,
+        }
+    }
+
+    /// `[B,in,H,W]` → `[B,out,H,W]`.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.conv2d(&self.ws, Some(&self.bs), 1, self.padding, 1, 1)
+    }
+}
+
+/// A linear layer `y = x·Wᵀ (+ b)`, weight `[out,in]`.
+pub fn linear(p: &nn::Path, inp: usize, out: usize, bias: bool) -> nn::Linear {
+    let bound = 1.0 / (inp as f64).sqrt();
+    nn::linear(
+        p,
+        inp as i64,
+        out as i64,
+        nn::LinearConfig {
+            bias,
+            bs_init: Some(nn::Init::Uniform {
+                lo: -bound,
+                up: bound,
+            }),
+            ..Default::default()
+        },
+    )
+}
+
+/// LeakyReLU with slope 0.1. tch exposes no slope for `leaky_relu`, so this is `prelu` with a
+/// constant (non-trainable, not saved) 0.1 weight: one kernel, the same values and gradients.
+#[derive(Debug)]
+pub struct LeakyRelu(Tensor);
+
+impl LeakyRelu {
+    /// The activation for tensors on `p`'s device.
+    pub fn new(p: &nn::Path) -> Self {
+        Self(Tensor::from_slice(&[LRELU_SLOPE]).to_device(p.device()))
+    }
+
+    /// Applies it.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.prelu(&self.0)
+    }
+}

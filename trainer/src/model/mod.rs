@@ -1,0 +1,152 @@
+//! KDSR networks in tch, built from [`KdsrConfig`] with the official `state_dict` key names, so
+//! official checkpoints (converted to safetensors) load directly.
+//!
+//! - [`layers`]: conv / linear / LeakyReLU helpers with PyTorch's default initialisation.
+//! - [`ide`]: the KD-IDE (`E` / `E_st`).
+//! - [`ddc`]: IDR-DDC, the per-sample dynamic depthwise conv.
+//! - [`dcrb`]: the IDR-DCRB block.
+//! - [`upsampler`]: conv + PixelShuffle stages.
+//! - [`sr`]: the SR network `G`.
+
+pub mod dcrb;
+pub mod ddc;
+pub mod ide;
+pub mod layers;
+pub mod sr;
+pub mod upsampler;
+
+use anyhow::{Context, Result};
+use kdsr_core::spec::checkpoint::{Checkpoint, Tensor as CoreTensor, Weights, check_layout};
+use kdsr_core::spec::{KdsrConfig, Role};
+use std::path::Path;
+use tch::{Device, Kind, Tensor, nn};
+
+/// Outputs of one forward pass.
+#[derive(Debug)]
+pub struct Output {
+    /// SR image `[B,3,sH,sW]`, unclamped.
+    pub sr: Tensor,
+    /// IDR `D` `[B,C]`.
+    pub d: Tensor,
+    /// `D'` `[B,4C]` (the KD target).
+    pub d_prime: Tensor,
+}
+
+/// A whole KDSR network (`BlindSR`): SR network `G` and a teacher (`E`) or student (`E_st`) IDE.
+#[derive(Debug)]
+pub struct BlindSr {
+    /// The config it was built from.
+    pub cfg: KdsrConfig,
+    /// SR network.
+    pub g: sr::SrNet,
+    /// Degradation estimator.
+    pub e: ide::Ide,
+}
+
+impl BlindSr {
+    /// Builds the network under `root` of a VarStore (keys `G.*`, `E.*`/`E_st.*`).
+    pub fn new(root: &nn::Path, cfg: &KdsrConfig) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            g: sr::SrNet::new(&(root / "G"), cfg),
+            e: ide::Ide::new(&(root / cfg.role.ide_prefix()), cfg),
+        }
+    }
+
+    /// The IDE input for this role: `lr` for a student, `concat(lr, PixelUnshuffle_s(hr))` for a
+    /// teacher (which therefore needs `hr`).
+    pub fn ide_input(&self, lr: &Tensor, hr: Option<&Tensor>) -> Result<Tensor> {
+        match self.cfg.role {
+            Role::Student => Ok(lr.shallow_clone()),
+            Role::Teacher => {
+                let hr = hr.context("a teacher needs the HR image (`hr`) as IDE input")?;
+                let s = i64::from(self.cfg.scale);
+                Ok(Tensor::cat(&[lr, &hr.pixel_unshuffle(s)], 1))
+            }
+        }
+    }
+
+    /// Full forward: `D, D' = IDE(input)`, `sr = G(lr, D)`.
+    ///
+    /// # Shapes
+    /// `lr` `[B,3,h,w]`, `hr` `[B,3,sh,sw]` (teachers only).
+    pub fn forward(&self, lr: &Tensor, hr: Option<&Tensor>) -> Result<Output> {
+        let (d, d_prime) = self.e.forward(&self.ide_input(lr, hr)?);
+        let sr = self.g.forward(lr, &d);
+        Ok(Output { sr, d, d_prime })
+    }
+}
+
+/// Copies checked official-layout weights into a VarStore's variables. With `only_sr`, only the
+/// `G.*` tensors are copied (student initialisation from a teacher).
+pub fn load_into(vs: &mut nn::VarStore, cfg: &KdsrConfig, weights: &Weights, only_sr: bool) -> Result<()> {
+    check_layout(
+        cfg,
+        "<weights>",
+        weights.iter().map(|(k, t)| (k.as_str(), t.shape.as_slice(), "F32")),
+        only_sr,
+    )?;
+    let device = vs.device();
+    let vars = vs.variables();
+    tch::no_grad(|| -> Result<()> {
+        for (name, var) in vars {
+            if only_sr && !name.starts_with("G.") {
+                continue;
+            }
+            let t = weights.get(&name).with_context(|| format!("missing tensor `{name}`"))?;
+            let shape: Vec<i64> = t.shape.iter().map(|d| *d as i64).collect();
+            let src = Tensor::from_slice(&t.data).reshape(&shape).to_device(device);
+            let mut var = var;
+            var.copy_(&src);
+        }
+        Ok(())
+    })
+}
+
+/// Reads a VarStore's variables back as official-layout weights (float32, CPU).
+pub fn weights_of(vs: &nn::VarStore) -> Result<Weights> {
+    let mut out = Weights::new();
+    for (name, var) in vs.variables() {
+        let t = var.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+        let shape: Vec<usize> = t.size().iter().map(|d| *d as usize).collect();
+        let data = Vec::<f32>::try_from(t.flatten(0, -1))?;
+        out.insert(name, CoreTensor::new(shape, data)?);
+    }
+    Ok(out)
+}
+
+/// A network with its VarStore.
+#[derive(Debug)]
+pub struct Model {
+    /// Holds every variable under official names.
+    pub vs: nn::VarStore,
+    /// The network.
+    pub net: BlindSr,
+}
+
+impl Model {
+    /// A freshly initialised network on `device` (PyTorch default initialisation).
+    pub fn new(cfg: &KdsrConfig, device: Device) -> Self {
+        let vs = nn::VarStore::new(device);
+        let net = BlindSr::new(&vs.root(), cfg);
+        Self { vs, net }
+    }
+
+    /// Loads a checked safetensors file (official key names) for `cfg`.
+    pub fn load(cfg: &KdsrConfig, weights: &Path, device: Device) -> Result<Self> {
+        let w = kdsr_core::spec::checkpoint::load_weights(cfg, weights)?;
+        let mut m = Self::new(cfg, device);
+        load_into(&mut m.vs, cfg, &w, false)?;
+        Ok(m)
+    }
+
+    /// Saves `NAME.safetensors` + `NAME.json` atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        Checkpoint {
+            config: self.net.cfg.clone(),
+            weights: weights_of(&self.vs)?,
+        }
+        .save(path)
+        .with_context(|| format!("saving {}", path.display()))
+    }
+}
