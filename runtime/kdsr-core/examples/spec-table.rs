@@ -15,7 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         [h, w] => (*h, *w),
         _ => return Err("usage: spec-table [LR_HEIGHT LR_WIDTH]".into()),
     };
-    println!("| preset | C | N | R | params | GMACs @ LR {h}×{w} (all ops) | (paper-style) | SR net only (all) |");
+    println!(
+        "| preset | C | N | R | params | GMACs @ LR {h}×{w} (all ops) | (paper-style) | SR net only (all) |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for name in PRESETS {
         let c = KdsrConfig::preset(name)?;

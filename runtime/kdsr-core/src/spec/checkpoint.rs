@@ -45,10 +45,8 @@ pub fn check_layout<'a>(
     found: impl IntoIterator<Item = (&'a str, &'a [usize], &'a str)>,
     only_sr: bool,
 ) -> Result<()> {
-    let found: BTreeMap<&str, (&[usize], &str)> = found
-        .into_iter()
-        .map(|(k, s, d)| (k, (s, d)))
-        .collect();
+    let found: BTreeMap<&str, (&[usize], &str)> =
+        found.into_iter().map(|(k, s, d)| (k, (s, d))).collect();
     let spec = cfg.tensors();
     for t in spec.iter().filter(|t| !only_sr || t.module.in_sr_network()) {
         match found.get(t.key.as_str()) {
@@ -79,10 +77,7 @@ pub fn check_layout<'a>(
         }
     }
     if !only_sr {
-        if let Some(extra) = found
-            .keys()
-            .find(|k| !spec.iter().any(|t| t.key == **k))
-        {
+        if let Some(extra) = found.keys().find(|k| !spec.iter().any(|t| t.key == **k)) {
             return Err(Error::UnexpectedTensor {
                 file: file.to_owned(),
                 key: (*extra).to_owned(),
@@ -117,7 +112,10 @@ pub fn weights_from_bytes(
 ) -> Result<Weights> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| st_error(file, e))?;
     let views = st.tensors();
-    let dtypes: Vec<String> = views.iter().map(|(_, v)| format!("{:?}", v.dtype())).collect();
+    let dtypes: Vec<String> = views
+        .iter()
+        .map(|(_, v)| format!("{:?}", v.dtype()))
+        .collect();
     check_layout(
         cfg,
         file,

@@ -34,7 +34,10 @@ pub enum Module {
 impl Module {
     /// True for the SR network `G`, false for the IDE.
     pub fn in_sr_network(self) -> bool {
-        !matches!(self, Module::IdeTrunk | Module::IdeMlp | Module::IdeCompress)
+        !matches!(
+            self,
+            Module::IdeTrunk | Module::IdeMlp | Module::IdeCompress
+        )
     }
 }
 
@@ -112,9 +115,17 @@ impl KdsrConfig {
     pub fn tensors(&self) -> Vec<TensorSpec> {
         let c = self.n_feats;
         let mut b = Builder(Vec::new());
-        b.push("G.sub_mean.weight".into(), vec![3, 3, 1, 1], Module::MeanShift);
+        b.push(
+            "G.sub_mean.weight".into(),
+            vec![3, 3, 1, 1],
+            Module::MeanShift,
+        );
         b.push("G.sub_mean.bias".into(), vec![3], Module::MeanShift);
-        b.push("G.add_mean.weight".into(), vec![3, 3, 1, 1], Module::MeanShift);
+        b.push(
+            "G.add_mean.weight".into(),
+            vec![3, 3, 1, 1],
+            Module::MeanShift,
+        );
         b.push("G.add_mean.bias".into(), vec![3], Module::MeanShift);
         b.conv("G.head.0", c, 3, 3, Module::Head);
         let kk = DDC_KERNEL * DDC_KERNEL;
@@ -134,15 +145,39 @@ impl KdsrConfig {
         }
         b.conv("G.body.1", c, c, 3, Module::BodyConv);
         for (idx, factor) in upsampler_stages(self.scale) {
-            b.conv(&format!("G.tail.0.{idx}"), factor * c, c, 3, Module::Upsampler);
+            b.conv(
+                &format!("G.tail.0.{idx}"),
+                factor * c,
+                c,
+                3,
+                Module::Upsampler,
+            );
         }
         b.conv("G.tail.1", 3, c, 3, Module::FinalConv);
 
         let p = self.role.ide_prefix();
-        b.conv(&format!("{p}.E.0"), c, self.ide_in_channels(), 3, Module::IdeTrunk);
+        b.conv(
+            &format!("{p}.E.0"),
+            c,
+            self.ide_in_channels(),
+            3,
+            Module::IdeTrunk,
+        );
         for r in 0..self.n_resblocks {
-            b.conv(&format!("{p}.E.{}.body.0", r + 2), c, c, 3, Module::IdeTrunk);
-            b.conv(&format!("{p}.E.{}.body.2", r + 2), c, c, 3, Module::IdeTrunk);
+            b.conv(
+                &format!("{p}.E.{}.body.0", r + 2),
+                c,
+                c,
+                3,
+                Module::IdeTrunk,
+            );
+            b.conv(
+                &format!("{p}.E.{}.body.2", r + 2),
+                c,
+                c,
+                3,
+                Module::IdeTrunk,
+            );
         }
         let [i1, i2, i3] = ide_tail_indices(self.n_resblocks);
         b.conv(&format!("{p}.E.{i1}"), 2 * c, c, 3, Module::IdeTrunk);
@@ -150,7 +185,13 @@ impl KdsrConfig {
         b.conv(&format!("{p}.E.{i3}"), 4 * c, 2 * c, 3, Module::IdeTrunk);
         b.linear(&format!("{p}.mlp.0"), 4 * c, 4 * c, true, Module::IdeMlp);
         b.linear(&format!("{p}.mlp.2"), 4 * c, 4 * c, true, Module::IdeMlp);
-        b.linear(&format!("{p}.compress.0"), c, 4 * c, true, Module::IdeCompress);
+        b.linear(
+            &format!("{p}.compress.0"),
+            c,
+            4 * c,
+            true,
+            Module::IdeCompress,
+        );
         b.0
     }
 

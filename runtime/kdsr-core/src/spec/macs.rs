@@ -37,14 +37,15 @@ impl KdsrConfig {
         let c = self.n_feats as u64;
         let px = (lr_h * lr_w) as u64;
         let mut out = Vec::new();
-        let mut conv = |module, cin: u64, cout: u64, k: u64, pixels: u64, excl: bool, what: &str| {
-            out.push(LayerMacs {
-                module,
-                what: format!("{what} {cin}→{cout} {k}x{k}"),
-                macs: cin * cout * k * k * pixels,
-                paper_excludes: excl,
-            });
-        };
+        let mut conv =
+            |module, cin: u64, cout: u64, k: u64, pixels: u64, excl: bool, what: &str| {
+                out.push(LayerMacs {
+                    module,
+                    what: format!("{what} {cin}→{cout} {k}x{k}"),
+                    macs: cin * cout * k * k * pixels,
+                    paper_excludes: excl,
+                });
+            };
         let s2 = u64::from(self.scale * self.scale);
         conv(Module::MeanShift, 3, 3, 1, px, true, "sub_mean");
         conv(Module::Head, 3, c, 3, px, false, "head conv");
@@ -67,7 +68,15 @@ impl KdsrConfig {
         let mut res = px;
         for f in upsampler_factors(self.scale) {
             let f = f as u64;
-            conv(Module::Upsampler, c, f * f * c, 3, res, false, "upsampler conv");
+            conv(
+                Module::Upsampler,
+                c,
+                f * f * c,
+                3,
+                res,
+                false,
+                "upsampler conv",
+            );
             res *= f * f;
         }
         conv(Module::FinalConv, c, 3, 3, px * s2, false, "tail conv");
@@ -84,7 +93,15 @@ impl KdsrConfig {
         conv(Module::IdeTrunk, 2 * c, 4 * c, 3, px, false, "ide conv");
         conv(Module::IdeMlp, 4 * c, 4 * c, 1, 1, false, "mlp linear");
         conv(Module::IdeMlp, 4 * c, 4 * c, 1, 1, false, "mlp linear");
-        conv(Module::IdeCompress, 4 * c, c, 1, 1, false, "compress linear");
+        conv(
+            Module::IdeCompress,
+            4 * c,
+            c,
+            1,
+            1,
+            false,
+            "compress linear",
+        );
         out
     }
 

@@ -69,7 +69,9 @@ pub fn st_tensor(file: &str, key: &str) -> (Vec<usize>, Vec<f32>) {
     let path = vectors(file);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
-    let t = st.tensor(key).unwrap_or_else(|e| panic!("{file}: {key}: {e}"));
+    let t = st
+        .tensor(key)
+        .unwrap_or_else(|e| panic!("{file}: {key}: {e}"));
     assert_eq!(t.dtype(), safetensors::Dtype::F32, "{key} dtype");
     let data = t
         .data()
