@@ -36,7 +36,7 @@ pub fn npy(name: &str) -> Npy {
     let arr = npyz::NpyFile::new(&bytes[..]).expect("npy header");
     let shape: Vec<usize> = arr.shape().iter().map(|d| *d as usize).collect();
     let descr = arr.dtype().descr();
-    let data: Vec<f64> = match descr.as_str() {
+    let data: Vec<f64> = match descr.trim_matches('\'') {
         "<f4" => arr
             .into_vec::<f32>()
             .expect("f32 data")
