@@ -445,7 +445,10 @@ proptest! {
     fn isotropic_families_agree(sigma in 0.2f64..5.0, theta in -3.2f64..3.2) {
         let dasr = isotropic_gaussian(21, sigma).unwrap();
         let bsr = bivariate_gaussian(21, sigma, 99.0, theta, true).unwrap();
-        prop_assert!(max_diff(dasr.weights(), bsr.weights()) <= 1e-7);
+        // DASR computes in f32: at small σ the peak nears 1 and f32 rounding of exp() reaches a
+        // few ulps (~6e-8 each), so the bound is 4 ulps of the peak rather than the fixture's 1e-7.
+        let e = max_diff(dasr.weights(), bsr.weights());
+        prop_assert!(e <= 4.0 * f64::from(f32::EPSILON), "dasr vs basicsr iso: {:e}", e);
         // λ1 == λ2: the anisotropic kernel is isotropic whatever θ.
         // (Both DASR functions compute in f32, along different paths: a few f32 ulps apart.)
         let aniso = anisotropic_gaussian(21, sigma, sigma, theta).unwrap();
