@@ -1,5 +1,10 @@
 //! `kdsr-trainer`: KDSR on libtorch (tch) — the networks at official key names, the KD loss,
 //! the classic degradation on the training device, two-stage training and evaluation.
 
+pub mod cmd;
+pub mod config;
+pub mod degrade;
+pub mod device;
 pub mod loss;
 pub mod model;
+pub mod optim;

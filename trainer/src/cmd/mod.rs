@@ -1,0 +1,3 @@
+//! One module per `trainer` subcommand.
+
+pub mod forward;

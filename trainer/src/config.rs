@@ -1,0 +1,403 @@
+//! Experiment config: TOML with named presets and `--set section.key=value` overrides. The
+//! resolved config is saved next to every checkpoint (`train.toml`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use kdsr_core::spec::{KD_TEMPERATURE, KdsrConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::loss::KdLoss;
+
+/// A whole two-stage experiment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Model sizes: the student preset (or config file); the teacher has the same sizes.
+    pub model: ModelSection,
+    /// Training data.
+    pub data: DataSection,
+    /// Degradation of the training pairs.
+    pub degradation: DegradationSection,
+    /// Stage 1: the teacher, L1 only.
+    pub teacher: StageSection,
+    /// Stage 2: the student, L1 + KD, G initialised from the teacher's G.
+    pub student: StudentSection,
+    /// Validation, logging, checkpoints, seed.
+    pub run: RunSection,
+}
+
+/// `[model]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Student preset name or config file (`student-edge`, `student-m`, …).
+    pub preset: String,
+}
+
+/// `[data]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Folders of HR training images (relative paths resolve against the config file's folder
+    /// when it is a file, else the working directory).
+    pub train_dirs: Vec<PathBuf>,
+    /// HR crop size; the LR patch is `hr_patch / scale` (official: 256 → 64).
+    pub hr_patch: usize,
+    /// Images per batch (official: 64 over 4 GPUs).
+    pub batch_size: usize,
+    /// Decoding / cropping threads.
+    pub workers: usize,
+    /// Batches prepared ahead (bounded queue).
+    pub prefetch: usize,
+    /// Keep decoded images in memory when their total size is under this many MiB.
+    pub cache_mib: usize,
+}
+
+/// Training degradation: the kernel family and noise, drawn as the official code does.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DegradationSection {
+    /// `iso` (σ ~ U(sigma_min, sigma_max)) or `aniso` (λ1, λ2 ~ U(sigma_min, sigma_max), θ ~ U(0, π)).
+    pub kernel: KernelKind,
+    /// Lower bound of σ / λ (official 0.2).
+    pub sigma_min: f64,
+    /// Upper bound of σ / λ (official 4.0).
+    pub sigma_max: f64,
+    /// Noise level upper bound in 0..255 units: level ~ U(0,1)·noise_max (official aniso: 25; iso: 0).
+    pub noise_max: f64,
+    /// One kernel per batch (official) or one per sample.
+    pub per_sample: bool,
+}
+
+/// Kernel family for training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelKind {
+    /// Isotropic Gaussian.
+    Iso,
+    /// Anisotropic Gaussian.
+    Aniso,
+}
+
+/// One stage's optimisation (Adam + step decay, iteration-based).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSection {
+    /// Iterations.
+    pub iterations: u64,
+    /// Initial learning rate.
+    pub lr: f64,
+    /// Multiply the lr by `gamma` every `decay_every` iterations.
+    pub decay_every: u64,
+    /// Decay factor (official 0.5).
+    pub gamma: f64,
+    /// Adam β1 (official 0.9).
+    pub beta1: f64,
+    /// Adam β2 (official code 0.999; the paper says 0.99).
+    pub beta2: f64,
+    /// Adam ε.
+    pub eps: f64,
+    /// EMA decay of the weights (e.g. 0.999), or none.
+    #[serde(default)]
+    pub ema: Option<f64>,
+}
+
+/// `[student]`: a stage plus the KD settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudentSection {
+    /// Optimisation.
+    #[serde(flatten)]
+    pub stage: StageSection,
+    /// KD distance (official `kl`).
+    pub kd: KdLoss,
+    /// Softmax temperature τ (official 0.15).
+    pub tau: f64,
+    /// Weight of the KD loss (official 1.0; 0 trains the student without KD).
+    pub kd_weight: f64,
+    /// Iterations at the start that train only the KD loss (official aniso: 100 epochs), with
+    /// their own lr schedule.
+    pub encoder_iterations: u64,
+    /// lr of the KD-only phase (official 2e-4).
+    pub encoder_lr: f64,
+    /// Decay interval of the KD-only phase (official 60 epochs, ×0.1).
+    pub encoder_decay_every: u64,
+    /// Initialise the student's G from the teacher's G (official: yes).
+    pub init_from_teacher: bool,
+}
+
+/// `[run]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Seed for weights, crops, kernels and noise; a run is a function of (config, seed).
+    pub seed: u64,
+    /// Validate every this many iterations (0: never).
+    pub val_every: u64,
+    /// HR images for validation (Gaussian8 ×scale, PSNR/SSIM on Y).
+    pub val_dir: Option<PathBuf>,
+    /// At most this many validation images.
+    pub val_images: usize,
+    /// Which σ of the Gaussian8 set to validate on (all 8 when empty).
+    pub val_sigmas: Vec<f64>,
+    /// Save a checkpoint every this many iterations.
+    pub save_every: u64,
+    /// Keep the last K periodic checkpoints (plus `best` and `last`).
+    pub keep_last: usize,
+    /// `auto`, `cpu`, `cuda`, `cuda:N`.
+    pub device: String,
+    /// libtorch intra-op threads on CPU (0: libtorch's default).
+    pub threads: usize,
+}
+
+/// Named experiment presets.
+pub const PRESETS: &[&str] = &["paper-iso", "paper-aniso-noise", "cpu-edge", "smoke"];
+
+/// Iterations per official "epoch": 64·1000 // 3450 × 3450 / 64, rounded up (971).
+pub const OFFICIAL_ITERS_PER_EPOCH: u64 = 971;
+
+impl TrainConfig {
+    /// The paper's isotropic setting at the official sizes and schedule (KDSR_S-M, 4-GPU batch 64).
+    pub fn paper_iso() -> Self {
+        let e = OFFICIAL_ITERS_PER_EPOCH;
+        let stage = |epochs: u64, decay: u64| StageSection {
+            iterations: epochs * e,
+            lr: 1e-4,
+            decay_every: decay * e,
+            gamma: 0.5,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            ema: None,
+        };
+        Self {
+            model: ModelSection {
+                preset: "student-m".into(),
+            },
+            data: DataSection {
+                train_dirs: vec!["data/DF2K".into()],
+                hr_patch: 256,
+                batch_size: 64,
+                workers: 8,
+                prefetch: 4,
+                cache_mib: 16384,
+            },
+            degradation: DegradationSection {
+                kernel: KernelKind::Iso,
+                sigma_min: 0.2,
+                sigma_max: 4.0,
+                noise_max: 0.0,
+                per_sample: false,
+            },
+            teacher: stage(500, 125),
+            student: StudentSection {
+                stage: stage(600, 150),
+                kd: KdLoss::Kl,
+                tau: KD_TEMPERATURE,
+                kd_weight: 1.0,
+                encoder_iterations: 0,
+                encoder_lr: 2e-4,
+                encoder_decay_every: 60 * e,
+                init_from_teacher: true,
+            },
+            run: RunSection {
+                seed: 0,
+                val_every: 5 * e,
+                val_dir: Some("data/Set5".into()),
+                val_images: 5,
+                val_sigmas: vec![],
+                save_every: 5 * e,
+                keep_last: 3,
+                device: "auto".into(),
+                threads: 0,
+            },
+        }
+    }
+
+    /// The paper's anisotropic + noise setting: aniso kernels, noise U(0,25), and a 100-epoch
+    /// KD-only phase for the student before 400 epochs of L1 + KD.
+    pub fn paper_aniso_noise() -> Self {
+        let e = OFFICIAL_ITERS_PER_EPOCH;
+        let mut c = Self::paper_iso();
+        c.degradation.kernel = KernelKind::Aniso;
+        c.degradation.noise_max = 25.0;
+        c.student.encoder_iterations = 100 * e;
+        c.student.stage.iterations = 500 * e;
+        c.student.stage.decay_every = 125 * e;
+        c
+    }
+
+    /// The edge preset trained on this repo's data on a CPU: T91 + BSD200, HR 192 → LR 48,
+    /// batch 8.
+    pub fn cpu_edge() -> Self {
+        let mut c = Self::paper_iso();
+        c.model.preset = "student-edge".into();
+        c.data = DataSection {
+            train_dirs: vec!["data/T91".into(), "data/BSD200".into()],
+            hr_patch: 192,
+            batch_size: 8,
+            workers: 2,
+            prefetch: 4,
+            cache_mib: 1024,
+        };
+        for s in [&mut c.teacher, &mut c.student.stage] {
+            s.iterations = 20_000;
+            s.decay_every = 8_000;
+            s.lr = 2e-4;
+        }
+        c.run.val_every = 1000;
+        c.run.save_every = 1000;
+        c.run.val_images = 5;
+        c.run.val_sigmas = vec![1.8, 2.6, 3.2];
+        c.run.device = "auto".into();
+        c
+    }
+
+    /// A few iterations of the tiny network, for tests and smoke runs.
+    pub fn smoke() -> Self {
+        let mut c = Self::cpu_edge();
+        c.model.preset = "student-tiny".into();
+        c.data.hr_patch = 64;
+        c.data.batch_size = 2;
+        c.data.workers = 1;
+        c.data.prefetch = 2;
+        for s in [&mut c.teacher, &mut c.student.stage] {
+            s.iterations = 4;
+            s.decay_every = 1000;
+        }
+        c.run.val_every = 2;
+        c.run.save_every = 2;
+        c.run.keep_last = 1;
+        c.run.val_images = 1;
+        c.run.val_sigmas = vec![2.6];
+        c.run.device = "cpu".into();
+        c
+    }
+
+    /// A preset by name.
+    pub fn preset(name: &str) -> Result<Self> {
+        Ok(match name {
+            "paper-iso" => Self::paper_iso(),
+            "paper-aniso-noise" => Self::paper_aniso_noise(),
+            "cpu-edge" => Self::cpu_edge(),
+            "smoke" => Self::smoke(),
+            _ => bail!("unknown experiment preset `{name}`; known: {}", PRESETS.join(", ")),
+        })
+    }
+
+    /// A preset name or a TOML file, then `section.key=value` overrides (values parsed as TOML,
+    /// falling back to a string), then validation. Relative data paths in a file resolve against
+    /// the file's folder.
+    pub fn resolve(preset_or_file: &str, overrides: &[String]) -> Result<Self> {
+        let path = Path::new(preset_or_file);
+        let (mut value, base) = if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading experiment config {}", path.display()))?;
+            let v: toml::Value = toml::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            (v, path.parent().map(Path::to_path_buf))
+        } else {
+            (toml::Value::try_from(Self::preset(preset_or_file)?)?, None)
+        };
+        for o in overrides {
+            apply_override(&mut value, o)?;
+        }
+        let mut cfg: Self = value
+            .try_into()
+            .with_context(|| format!("experiment config {preset_or_file}"))?;
+        if let Some(base) = base {
+            for d in cfg.data.train_dirs.iter_mut().chain(cfg.run.val_dir.iter_mut()) {
+                if d.is_relative() {
+                    *d = base.join(&*d);
+                }
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The student network config.
+    pub fn student_model(&self) -> Result<KdsrConfig> {
+        let m = KdsrConfig::resolve(&self.model.preset)?;
+        Ok(m.with_role(kdsr_core::spec::Role::Student))
+    }
+
+    /// The teacher network config (same sizes).
+    pub fn teacher_model(&self) -> Result<KdsrConfig> {
+        Ok(self.student_model()?.with_role(kdsr_core::spec::Role::Teacher))
+    }
+
+    /// Checks the values that would otherwise fail deep inside training.
+    pub fn validate(&self) -> Result<()> {
+        let m = self.student_model()?;
+        let s = m.scale as usize;
+        if self.data.hr_patch == 0 || self.data.hr_patch % s != 0 {
+            bail!("data.hr_patch = {} must be a positive multiple of the scale {s}", self.data.hr_patch);
+        }
+        if self.data.batch_size == 0 || self.data.workers == 0 || self.data.prefetch == 0 {
+            bail!("data.batch_size, data.workers and data.prefetch must be > 0");
+        }
+        if !(self.degradation.sigma_min > 0.0 && self.degradation.sigma_max >= self.degradation.sigma_min) {
+            bail!(
+                "degradation: need 0 < sigma_min ≤ sigma_max, got {} and {}",
+                self.degradation.sigma_min,
+                self.degradation.sigma_max
+            );
+        }
+        if self.degradation.noise_max < 0.0 {
+            bail!("degradation.noise_max must be ≥ 0");
+        }
+        for (name, st) in [("teacher", &self.teacher), ("student", &self.student.stage)] {
+            if !(st.lr > 0.0) || st.decay_every == 0 || !(0.0..1.0).contains(&st.beta1) || !(0.0..1.0).contains(&st.beta2) {
+                bail!("{name}: lr must be > 0, decay_every > 0 and betas in [0, 1)");
+            }
+            if let Some(e) = st.ema {
+                if !(0.0..1.0).contains(&e) {
+                    bail!("{name}.ema must be in [0, 1), got {e}");
+                }
+            }
+        }
+        if !(self.student.tau > 0.0) {
+            bail!("student.tau must be > 0");
+        }
+        if self.run.keep_last == 0 {
+            bail!("run.keep_last must be ≥ 1");
+        }
+        Ok(())
+    }
+
+    /// The resolved config as TOML (saved next to checkpoints).
+    pub fn to_toml(&self) -> Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+}
+
+/// Applies one `a.b.c=value` override to a TOML tree.
+fn apply_override(root: &mut toml::Value, o: &str) -> Result<()> {
+    let (key, raw) = o
+        .split_once('=')
+        .with_context(|| format!("override `{o}`: expected section.key=value"))?;
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+    let mut cur = root;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, p) in parts.iter().enumerate() {
+        let table = cur
+            .as_table_mut()
+            .with_context(|| format!("override `{o}`: `{}` is not a section", parts[..i].join(".")))?;
+        if i + 1 == parts.len() {
+            if !table.contains_key(*p) && !matches!(*p, "ema" | "val_dir") {
+                bail!("override `{o}`: unknown key `{key}`");
+            }
+            table.insert((*p).to_owned(), value);
+            return Ok(());
+        }
+        cur = table
+            .get_mut(*p)
+            .with_context(|| format!("override `{o}`: unknown section `{p}`"))?;
+    }
+    Ok(())
+}
