@@ -15,11 +15,17 @@ pub struct Cli {
 enum Command {
     /// Runs a network on tensors from a safetensors file (parity checks with other implementations).
     Forward(cmd::forward::ForwardArgs),
+    /// Trains the teacher (stage 1) and then the student (stage 2).
+    Train(cmd::train::TrainArgs),
+    /// Evaluates weights on Gaussian8 and the anisotropic + noise grid.
+    Eval(cmd::eval::EvalArgs),
 }
 
 /// Dispatches to the command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Forward(a) => cmd::forward::run(&a),
+        Command::Train(a) => cmd::train::run(&a),
+        Command::Eval(a) => cmd::eval::run(&a),
     }
 }

@@ -3,8 +3,11 @@
 
 pub mod cmd;
 pub mod config;
+pub mod data;
 pub mod degrade;
 pub mod device;
+pub mod eval;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod train;

@@ -1,3 +1,5 @@
 //! One module per `trainer` subcommand.
 
+pub mod eval;
 pub mod forward;
+pub mod train;

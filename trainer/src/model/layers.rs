@@ -4,6 +4,14 @@
 use kdsr_core::spec::LRELU_SLOPE;
 use tch::{Tensor, nn};
 
+/// PyTorch's default weight init for conv and linear layers: kaiming-uniform with a = √5, i.e.
+/// U(−1/√fan_in, 1/√fan_in). (tch's own default uses the ReLU gain, √6 times wider, which makes
+/// a deep KDSR diverge at the first steps.)
+fn pytorch_default(fan_in: f64) -> nn::Init {
+    let b = 1.0 / fan_in.sqrt();
+    nn::Init::Uniform { lo: -b, up: b }
+}
+
 /// A 3×3 (or k×k) conv with bias, stride 1, "same" padding.
 #[derive(Debug)]
 pub struct Conv {
@@ -21,6 +29,7 @@ impl Conv {
         let bound = 1.0 / fan_in.sqrt();
         let cfg = nn::ConvConfig {
             padding: (k / 2) as i64,
+            ws_init: pytorch_default(fan_in),
             bs_init: nn::Init::Uniform {
                 lo: -bound,
                 up: bound,
@@ -50,6 +59,7 @@ pub fn linear(p: &nn::Path, inp: usize, out: usize, bias: bool) -> nn::Linear {
         out as i64,
         nn::LinearConfig {
             bias,
+            ws_init: pytorch_default(inp as f64),
             bs_init: Some(nn::Init::Uniform {
                 lo: -bound,
                 up: bound,
