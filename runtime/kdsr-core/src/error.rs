@@ -198,3 +198,25 @@ pub fn check_positive(name: &'static str, value: f64) -> Result<()> {
         })
     }
 }
+
+/// Fails with [`Error::InvalidParameter`] unless `value` is finite and >= 0.
+pub fn check_non_negative(name: &'static str, value: f64) -> Result<()> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidParameter {
+            name,
+            value,
+            expected: "must be finite and >= 0",
+        })
+    }
+}
+
+/// Fails with [`Error::UnsupportedScale`] unless `scale` is 2, 3 or 4 (the scales KDSR defines).
+pub fn check_scale(scale: u32) -> Result<()> {
+    if (2..=4).contains(&scale) {
+        Ok(())
+    } else {
+        Err(Error::UnsupportedScale { scale })
+    }
+}

@@ -38,14 +38,12 @@
 //!
 //! Values are quantised with `clamp(round_half_even(v · max), 0, max)`, `max` = 255 or 65535
 //! (values outside [0, 1] are clamped; NaN/∞ are refused with [`Error::NonFinite`]).
-//! The file is encoded in memory, written to a temporary file in the target's directory, synced,
-//! and renamed over `path`, so `path` never holds a partial file; on failure the temporary file is
-//! removed and `path` is untouched.
+//! The file is encoded in memory and written with [`write_atomic`]: to a temporary file in the
+//! target's directory, synced, and renamed over `path`, so `path` never holds a partial file; on
+//! failure the temporary file is removed and `path` is untouched.
 
-use std::fs::{self, OpenOptions};
-use std::io::{Cursor, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io::Cursor;
+use std::path::Path;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::pnm::{PnmEncoder, PnmSubtype, SampleEncoding};
@@ -53,6 +51,7 @@ use image::{DynamicImage, ExtendedColorType, ImageBuffer, ImageDecoder, ImageFor
 
 use crate::Planar;
 use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
 use crate::pipeline::quantize_u8;
 
 /// Bits per sample of an image file.
@@ -600,54 +599,6 @@ fn encode(
         message: format!("encoding {}: {e}", target.name()),
     })?;
     Ok(buf.into_inner())
-}
-
-/// Distinguishes temporary files of concurrent saves within one process.
-static TMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// Writes `bytes` to a temporary file next to `path`, syncs it and renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io_err = |p: &Path, source| Error::Io {
-        path: p.to_path_buf(),
-        source,
-    };
-    let name = path.file_name().ok_or_else(|| {
-        io_err(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"),
-        )
-    })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut attempt = 0;
-    let (tmp, mut file) = loop {
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(
-            ".{}.{}-{n}.tmp",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-            Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
-                attempt += 1;
-            }
-            Err(e) => return Err(io_err(path, e)),
-        }
-    };
-    let written = file
-        .write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io_err(&tmp, e));
-    drop(file);
-    let result = written.and_then(|()| fs::rename(&tmp, path).map_err(|e| io_err(path, e)));
-    if result.is_err() {
-        // Best effort: the temporary file is ours and must not be left behind.
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Quantises a [0, 1] image to 8 bits (`clamp(round_half_even(v · 255), 0, 255)`) and

@@ -2,7 +2,6 @@
 //! vectors, and the separable fast path against the direct filter.
 
 mod common;
-mod pipeline_support;
 
 use kdsr_core::pipeline::blur::{
     blur_reflect, blur_separable, correlate_valid, filter2d, reflect_pad, separable_factors,
@@ -11,26 +10,7 @@ use kdsr_core::pipeline::kernels::Kernel;
 use kdsr_core::{Error, Planar};
 use proptest::prelude::*;
 
-use common::{max_abs_diff, st_image, st_tensor};
-use pipeline_support::{assert_close, image, npy};
-
-/// Kernel `row` of a `[N, 21, 21]` f32 `.npy` file.
-fn npy_kernel(name: &str, row: usize) -> Kernel {
-    let a = npy(name);
-    assert_eq!(&a.shape[1..], &[21, 21], "{name}");
-    let w = a.data[row * 441..(row + 1) * 441]
-        .iter()
-        .map(|v| *v as f32)
-        .collect();
-    Kernel::new(21, w).expect("kernel")
-}
-
-/// Kernel `row` of a `[N, 21, 21]` safetensors tensor.
-fn st_kernel(key: &str, row: usize) -> Kernel {
-    let (shape, data) = st_tensor("degradation_and_metrics.safetensors", key);
-    assert_eq!(&shape[1..], &[21, 21], "{key}");
-    Kernel::new(21, data[row * 441..(row + 1) * 441].to_vec()).expect("kernel")
-}
+use common::{assert_close, image, max_abs_diff, max_err_vs, npy_kernel, st_image, st_kernel};
 
 #[test]
 fn reflect_pad_does_not_repeat_the_edge() {
@@ -86,7 +66,7 @@ fn separable_path_close_to_direct_on_the_gaussian() {
     // Also against the reference blur (0..255 units).
     let img255 = image("in_img_u8.npy", 1.0);
     let sep255 = blur_separable(&img255, &kx, &ky).expect("separable");
-    let err = pipeline_support::max_err_vs(&sep255, "classic_iso2.6_hr_blur_f32.npy");
+    let err = max_err_vs(&sep255, "classic_iso2.6_hr_blur_f32.npy");
     eprintln!("separable vs classic_iso2.6_hr_blur_f32 (0..255): max abs error {err:.3e}");
     assert!(err <= 1e-3, "{err:e}");
     // The anisotropic kernel is not separable.

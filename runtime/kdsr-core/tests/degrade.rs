@@ -2,7 +2,6 @@
 //! `vectors-pipeline/` §4 (DASR, 0..255 data) and `vectors/degradation_and_metrics` (KDSR, [0, 1]).
 
 mod common;
-mod pipeline_support;
 
 use kdsr_core::pipeline::degrade::{ClassicDegradation, Downsample};
 use kdsr_core::pipeline::kernels::Kernel;
@@ -12,28 +11,10 @@ use kdsr_core::{Error, Planar};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use common::{st_image, st_tensor};
-use pipeline_support::{assert_close, assert_u8, assert_u8_planar, image, npy};
-
-const ST: &str = "degradation_and_metrics.safetensors";
-
-/// Kernel `row` of a `[N, 21, 21]` f32 `.npy` file.
-fn npy_kernel(name: &str, row: usize) -> Kernel {
-    let a = npy(name);
-    assert_eq!(&a.shape[1..], &[21, 21], "{name}");
-    let w = a.data[row * 441..(row + 1) * 441]
-        .iter()
-        .map(|v| *v as f32)
-        .collect();
-    Kernel::new(21, w).expect("kernel")
-}
-
-/// Kernel `row` of a `[N, 21, 21]` safetensors tensor.
-fn st_kernel(key: &str, row: usize) -> Kernel {
-    let (shape, data) = st_tensor(ST, key);
-    assert_eq!(&shape[1..], &[21, 21], "{key}");
-    Kernel::new(21, data[row * 441..(row + 1) * 441].to_vec()).expect("kernel")
-}
+use common::{
+    DEGRADATION_ST as ST, assert_close, assert_u8, assert_u8_planar, image, npy, npy_kernel,
+    st_image, st_kernel,
+};
 
 fn iso26() -> Kernel {
     let sigmas = npy("k_iso_sigmas_f64.npy");

@@ -1,7 +1,7 @@
 //! Blur kernels against the reference vectors (`vectors-pipeline` §3 and the `kernel.*` tensors of
 //! `vectors/degradation_and_metrics.safetensors`), their invariants, errors and Real-ESRGAN's
 //! random kernel sampling.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
 
@@ -14,45 +14,11 @@ use kdsr_core::pipeline::kernels::{
     bivariate_gaussian, bivariate_generalized_gaussian, bivariate_plateau, circular_lowpass_kernel,
     final_sinc, isotropic_gaussian, random_mixed_kernel, sample_mixed_kernel,
 };
-use npyz::NpyFile;
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-/// A `vectors-pipeline` `.npy` file as (shape, f64 values). (Local loader: it matches the
-/// dtype on `TypeStr`, so it does not depend on how `npyz` quotes `descr()`.)
-struct Npy {
-    shape: Vec<usize>,
-    data: Vec<f64>,
-}
-
-fn npy(name: &str) -> Npy {
-    let path = common::pipeline(name);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let arr = NpyFile::new(&bytes[..]).expect("npy header");
-    let shape = arr.shape().iter().map(|d| *d as usize).collect();
-    let ts = match arr.dtype() {
-        npyz::DType::Plain(ts) => ts.to_string(),
-        other => panic!("{name}: unsupported dtype {other:?}"),
-    };
-    let data = match ts.as_str() {
-        "<f4" => arr
-            .into_vec::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        "<f8" => arr.into_vec::<f64>().unwrap(),
-        "|u1" => arr
-            .into_vec::<u8>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        other => panic!("{name}: unsupported dtype {other}"),
-    };
-    Npy { shape, data }
-}
+use common::{max_abs_diff, npy, st_tensor};
 
 /// Largest |kernel − reference| where the reference is f64 data (compared in f64, so values far
 /// below the f32 range count as their true size).
@@ -99,10 +65,6 @@ fn aniso_params() -> Vec<[f64; 3]> {
 fn transpose(k: &Kernel) -> Vec<f32> {
     let n = k.size();
     (0..n * n).map(|i| k.at(i % n, i / n)).collect()
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f64 {
-    common::max_abs_diff(a, b)
 }
 
 fn assert_invalid<T: std::fmt::Debug>(r: kdsr_core::Result<T>, what: &str) {
@@ -227,7 +189,7 @@ fn circular_lowpass_matches_reference() {
 
 #[test]
 fn kdsr_safetensors_kernels_match() {
-    let (shape, iso) = common::st_tensor(
+    let (shape, iso) = st_tensor(
         "degradation_and_metrics.safetensors",
         "kernel.iso_gaussian8",
     );
@@ -235,14 +197,14 @@ fn kdsr_safetensors_kernels_match() {
     let mut worst: f64 = 0.0;
     for (i, s) in GAUSSIAN8_X4_SIGMAS.iter().enumerate() {
         let k = isotropic_gaussian(21, *s).unwrap();
-        let e = max_diff(k.weights(), &iso[i * 441..(i + 1) * 441]);
+        let e = max_abs_diff(k.weights(), &iso[i * 441..(i + 1) * 441]);
         worst = worst.max(e);
         assert!(e <= 1e-7, "iso σ={s}: {e:e}");
     }
     eprintln!("kernel.iso_gaussian8: max abs error {worst:e}");
 
     // (2.0, 0.5, 0) is the third entry here, not (2.0, 0.2, 0) as in ANISO_TEST_KERNELS.
-    let (shape, aniso) = common::st_tensor("degradation_and_metrics.safetensors", "kernel.aniso");
+    let (shape, aniso) = st_tensor("degradation_and_metrics.safetensors", "kernel.aniso");
     assert_eq!(shape, vec![3, 21, 21]);
     let mut worst: f64 = 0.0;
     for (i, (l1, l2, t)) in [(3.5, 1.5, 30.0), (4.0, 1.5, 120.0), (2.0, 0.5, 0.0)]
@@ -250,7 +212,7 @@ fn kdsr_safetensors_kernels_match() {
         .enumerate()
     {
         let k = anisotropic_gaussian_deg(21, *l1, *l2, *t).unwrap();
-        let e = max_diff(k.weights(), &aniso[i * 441..(i + 1) * 441]);
+        let e = max_abs_diff(k.weights(), &aniso[i * 441..(i + 1) * 441]);
         worst = worst.max(e);
         assert!(e <= 1e-7, "aniso ({l1}, {l2}, {t}): {e:e}");
     }
@@ -305,7 +267,7 @@ fn x_is_the_column_offset() {
     // Rotating by 90° swaps the axes: the kernel is transposed.
     let a = bivariate_gaussian(21, 3.0, 1.0, 0.0, false).unwrap();
     let b = bivariate_gaussian(21, 3.0, 1.0, PI / 2.0, false).unwrap();
-    assert!(max_diff(&transpose(&a), b.weights()) < 1e-7);
+    assert!(max_abs_diff(&transpose(&a), b.weights()) < 1e-7);
     // θ = 30°: the long axis points down-right (x and y grow together, y downwards).
     let k = anisotropic_gaussian_deg(21, 3.5, 1.5, 30.0).unwrap();
     assert!(
@@ -447,22 +409,22 @@ proptest! {
         let bsr = bivariate_gaussian(21, sigma, 99.0, theta, true).unwrap();
         // DASR computes in f32: at small σ the peak nears 1 and f32 rounding of exp() reaches a
         // few ulps (~6e-8 each), so the bound is 4 ulps of the peak rather than the fixture's 1e-7.
-        let e = max_diff(dasr.weights(), bsr.weights());
+        let e = max_abs_diff(dasr.weights(), bsr.weights());
         prop_assert!(e <= 4.0 * f64::from(f32::EPSILON), "dasr vs basicsr iso: {:e}", e);
         // λ1 == λ2: the anisotropic kernel is isotropic whatever θ.
         // (Both DASR functions compute in f32, along different paths: a few f32 ulps apart.)
         let aniso = anisotropic_gaussian(21, sigma, sigma, theta).unwrap();
-        let e = max_diff(dasr.weights(), aniso.weights());
+        let e = max_abs_diff(dasr.weights(), aniso.weights());
         prop_assert!(e <= 2e-7, "iso vs aniso(λ, λ): {:e}", e);
         let bsr_aniso = bivariate_gaussian(21, sigma, sigma, theta, false).unwrap();
-        prop_assert!(max_diff(bsr.weights(), bsr_aniso.weights()) <= 1e-7);
+        prop_assert!(max_abs_diff(bsr.weights(), bsr_aniso.weights()) <= 1e-7);
         // β = 1 generalized Gaussian is the Gaussian.
         let g1 = bivariate_generalized_gaussian(21, sigma, sigma, 0.0, 1.0, true).unwrap();
-        prop_assert!(max_diff(bsr.weights(), g1.weights()) <= 1e-7);
+        prop_assert!(max_abs_diff(bsr.weights(), g1.weights()) <= 1e-7);
         // Degrees and radians agree.
         let deg = anisotropic_gaussian_deg(21, sigma, 1.3, theta.to_degrees()).unwrap();
         let rad = anisotropic_gaussian(21, sigma, 1.3, theta).unwrap();
-        prop_assert!(max_diff(deg.weights(), rad.weights()) <= 1e-6);
+        prop_assert!(max_abs_diff(deg.weights(), rad.weights()) <= 1e-6);
     }
 }
 

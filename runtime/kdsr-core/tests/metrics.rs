@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{pipeline, st_image};
+use common::{image, npy, pipeline, st_image};
 use kdsr_core::metrics::{MetricVariant, evaluate_pair, psnr, rgb_to_y, rgb_to_y_u8, ssim};
 use kdsr_core::{Error, Planar};
 use proptest::prelude::*;
@@ -32,41 +32,9 @@ fn reference(json: &serde_json::Value, pair: &str, key: &str) -> f64 {
     }
 }
 
-/// An `.npy` vector: shape and values as f64.
-///
-/// Local copy of `common::npy`, which compares `DType::descr()` with `"<f4"` etc. although npyz
-/// 0.9 returns the quoted form (`"'<f4'"`), so it rejects every file.
-fn npy(name: &str) -> (Vec<usize>, Vec<f64>) {
-    let path = pipeline(name);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let arr = npyz::NpyFile::new(&bytes[..]).expect("npy header");
-    let shape: Vec<usize> = arr.shape().iter().map(|d| *d as usize).collect();
-    let descr = arr.dtype().descr();
-    let data: Vec<f64> = match descr.trim_matches('\'') {
-        "<f4" => arr
-            .into_vec::<f32>()
-            .expect("f32")
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        "<f8" => arr.into_vec::<f64>().expect("f64"),
-        "|u1" => arr
-            .into_vec::<u8>()
-            .expect("u8")
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        other => panic!("{name}: unsupported dtype {other}"),
-    };
-    (shape, data)
-}
-
 /// An 8-bit HWC `.npy` image as a [0, 1] [`Planar`] (`f32(k) / 255`).
 fn img(name: &str) -> Planar {
-    let (shape, data) = npy(name);
-    assert_eq!(shape.len(), 3, "{name} is not HWC");
-    let hwc: Vec<f32> = data.iter().map(|v| *v as f32 / 255.0).collect();
-    Planar::from_hwc(shape[2], shape[0], shape[1], &hwc).expect("image shape")
+    image(name, 255.0)
 }
 
 /// The pairs of metrics.json: (key, second image). The first image is always `in_img_u8`.
@@ -248,11 +216,11 @@ fn y_channel_matches_rgb2ycbcr_vectors() {
     let a = img("in_img_u8.npy");
 
     let want_u8 = npy("ycbcr_y_img_u8.npy");
-    assert_eq!(want_u8.0, vec![120, 96]);
+    assert_eq!(want_u8.shape, vec![120, 96]);
     let got_u8 = rgb_to_y_u8(&a).unwrap();
     let mismatches = got_u8
         .iter()
-        .zip(&want_u8.1)
+        .zip(&want_u8.data)
         .filter(|(g, w)| f64::from(**g) != **w)
         .count();
     println!(
@@ -267,7 +235,7 @@ fn y_channel_matches_rgb2ycbcr_vectors() {
     let d = y
         .data()
         .iter()
-        .zip(&want_f32.1)
+        .zip(&want_f32.data)
         .map(|(g, w)| (f64::from(*g) - w).abs())
         .fold(0.0, f64::max);
     println!("ycbcr_y_img_f32: max |Δ| = {d:e}");
@@ -278,7 +246,7 @@ fn y_channel_matches_rgb2ycbcr_vectors() {
     let d = y
         .data()
         .iter()
-        .zip(&want_metric.1)
+        .zip(&want_metric.data)
         .map(|(g, w)| (f64::from(*g * 255.0) - w).abs())
         .fold(0.0, f64::max);
     println!("ycbcr_y_metric_img_f32: max |Δ| = {d:e}");

@@ -1,6 +1,6 @@
 //! Noise arithmetic against the reference vectors (`vectors-pipeline` §2 noisy image, §3 Poisson,
 //! §4 classic noise step), the RNG versions' statistics, and errors.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
 
@@ -11,56 +11,14 @@ use kdsr_core::pipeline::noise::{
 };
 use kdsr_core::pipeline::quantize_u8;
 use kdsr_core::{Error, Planar};
-use npyz::NpyFile;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-/// A `vectors-pipeline` `.npy` file as (shape, f64 values). (Local loader: it matches the dtype
-/// on `TypeStr`, so it does not depend on how `npyz` quotes `descr()`.)
-struct Npy {
-    shape: Vec<usize>,
-    data: Vec<f64>,
-}
+use common::{image, max_abs_diff, npy};
 
-fn npy(name: &str) -> Npy {
-    let path = common::pipeline(name);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let arr = NpyFile::new(&bytes[..]).expect("npy header");
-    let shape = arr.shape().iter().map(|d| *d as usize).collect();
-    let ts = match arr.dtype() {
-        npyz::DType::Plain(ts) => ts.to_string(),
-        other => panic!("{name}: unsupported dtype {other:?}"),
-    };
-    let data = match ts.as_str() {
-        "<f4" => arr
-            .into_vec::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        "<f8" => arr.into_vec::<f64>().unwrap(),
-        "|u1" => arr
-            .into_vec::<u8>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        other => panic!("{name}: unsupported dtype {other}"),
-    };
-    Npy { shape, data }
-}
-
-/// An HWC `.npy` file as a [`Planar`], each value mapped by `f` (in f64) then cast to f32.
-fn image(name: &str, f: impl Fn(f64) -> f64) -> Planar {
-    let a = npy(name);
-    assert_eq!(a.shape.len(), 3, "{name} is not HWC");
-    let hwc: Vec<f32> = a.data.iter().map(|v| f(*v) as f32).collect();
-    Planar::from_hwc(a.shape[2], a.shape[0], a.shape[1], &hwc).unwrap()
-}
-
-/// `in_img_u8 / 255` as f32 (numpy `img_u8 / 255` then `astype(float32)`).
+/// `in_img_u8 / 255` as f32 (numpy `img_u8 / 255` then `astype(float32)`, the same value).
 fn in_img() -> Planar {
-    image("in_img_u8.npy", |v| v / 255.0)
+    image("in_img_u8.npy", 255.0)
 }
 
 fn assert_err<T: std::fmt::Debug>(r: kdsr_core::Result<T>, want: &str, what: &str) {
@@ -94,9 +52,9 @@ fn ramp(h: usize, w: usize) -> Planar {
 #[test]
 fn gaussian_sigma10_matches_reference_exactly() {
     let img = in_img();
-    let draws = image("gauss_noise_std_normal_f32.npy", |v| v);
+    let draws = image("gauss_noise_std_normal_f32.npy", 1.0);
     let out = add_gaussian_noise_with(&img, &draws, 10.0, true, true).unwrap();
-    let want = image("noisy_sigma10_f32.npy", |v| v);
+    let want = image("noisy_sigma10_f32.npy", 1.0);
     assert_eq!(out.shape(), want.shape());
     let mut sign_diffs = 0;
     for (i, (a, b)) in out.data().iter().zip(want.data()).enumerate() {
@@ -112,7 +70,7 @@ fn gaussian_sigma10_matches_reference_exactly() {
             .any(|v| v.to_bits() == (-0.0f32).to_bits())
     );
 
-    let u8s = image("noisy_sigma10_u8.npy", |v| v);
+    let u8s = image("noisy_sigma10_u8.npy", 1.0);
     for (a, b) in out.data().iter().zip(u8s.data()) {
         assert_eq!(f32::from(quantize_u8(*a)), *b);
     }
@@ -123,10 +81,10 @@ fn gaussian_sigma10_matches_reference_exactly() {
 fn poisson_scale2_matches_reference() {
     let img = in_img();
     assert_eq!(poisson_vals(&img).unwrap(), 256.0);
-    let counts = image("poisson_counts_f64.npy", |v| v);
+    let counts = image("poisson_counts_f64.npy", 1.0);
     let out = add_poisson_noise_with(&img, &counts, 2.0, true, false).unwrap();
-    let want = image("poisson_scale2_out_f32.npy", |v| v);
-    let e = common::max_abs_diff(out.data(), want.data());
+    let want = image("poisson_scale2_out_f32.npy", 1.0);
+    let e = max_abs_diff(out.data(), want.data());
     eprintln!("poisson_scale2_out_f32: max abs error {e:e}");
     assert!(e <= 1e-7, "{e:e}");
     // The rates the counts were drawn from: img_r · 256.
@@ -141,9 +99,9 @@ fn poisson_scale2_matches_reference() {
 #[test]
 fn classic_noise_step_matches_reference() {
     // §4: LR (0..255 before quantisation) + 10·draws, then q8. In [0, 1] units here.
-    let pre = image("classic_iso2.6_x4_lr_prequant_f32.npy", |v| v / 255.0);
+    let pre = image("classic_iso2.6_x4_lr_prequant_f32.npy", 255.0);
     let pre255 = npy("classic_iso2.6_x4_lr_prequant_f32.npy");
-    let draws = image("classic_noise10_std_normal_f32.npy", |v| v);
+    let draws = image("classic_noise10_std_normal_f32.npy", 1.0);
     let draws_hwc = npy("classic_noise10_std_normal_f32.npy");
     let want = npy("classic_iso2.6_noise10_x4_lr_u8.npy");
     let noisy = add_classic_noise_with(&pre, &draws, 10.0).unwrap();
@@ -166,7 +124,7 @@ fn classic_noise_step_matches_reference() {
     eprintln!("classic_iso2.6_noise10_x4_lr_u8: {off} near-tie differences");
     // No clipping or rounding in the noise step itself.
     assert!(noisy.data().iter().any(|v| *v < 0.0 || *v > 1.0));
-    let d = common::max_abs_diff(noisy.data(), pre.data());
+    let d = max_abs_diff(noisy.data(), pre.data());
     assert!(d > 0.05, "noise too small: {d}");
 }
 

@@ -2,7 +2,6 @@
 //! the reference vectors of `vectors-pipeline/` §1 and `vectors/degradation_and_metrics`.
 
 mod common;
-mod pipeline_support;
 
 use kdsr_core::pipeline::resize::{
     BicubicVariant, bicubic_down, bicubic_up, imresize, output_len, resize_weights,
@@ -10,12 +9,11 @@ use kdsr_core::pipeline::resize::{
 use kdsr_core::{Error, Planar};
 use proptest::prelude::*;
 
-use common::{max_abs_diff, st_image};
-use pipeline_support::{assert_close, image, npy};
+use common::{assert_close, image, max_abs_diff, npy, st_image};
 
 /// q8 of a [0, 1] image against a u8 fixture.
 fn assert_u8(got: &Planar, name: &str, max_near_ties: usize) -> usize {
-    pipeline_support::assert_u8(got, 255.0, name, max_near_ties)
+    common::assert_u8(got, 255.0, name, max_near_ties)
 }
 
 fn det() -> Planar {

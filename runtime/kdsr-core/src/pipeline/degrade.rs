@@ -16,7 +16,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::Planar;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, check_non_negative, check_scale};
 use crate::pipeline::blur::blur_reflect;
 use crate::pipeline::kernels::Kernel;
 use crate::pipeline::resize::{bicubic_down, bicubic_up};
@@ -56,16 +56,8 @@ impl ClassicDegradation {
         noise_level: f32,
         downsample: Downsample,
     ) -> Result<Self> {
-        if !(2..=4).contains(&scale) {
-            return Err(Error::UnsupportedScale { scale });
-        }
-        if !(noise_level.is_finite() && noise_level >= 0.0) {
-            return Err(Error::InvalidParameter {
-                name: "noise level",
-                value: f64::from(noise_level),
-                expected: "must be finite and >= 0 (0..255 units)",
-            });
-        }
+        check_scale(scale)?;
+        check_non_negative("noise level", f64::from(noise_level))?;
         Ok(Self {
             kernel,
             scale,

@@ -17,7 +17,7 @@ use std::f64::consts::PI;
 use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result, check_positive};
+use crate::error::{Error, Result, check_non_negative, check_positive};
 
 /// Side length of every kernel of the classic (DASR/KDSR) pipeline and of Real-ESRGAN's padded
 /// kernels.
@@ -678,13 +678,7 @@ impl MixedKernelConfig {
         }
         let mut total = 0.0;
         for &p in &self.kernel_prob {
-            if !(p.is_finite() && p >= 0.0) {
-                return Err(Error::InvalidParameter {
-                    name: "kernel_prob",
-                    value: p,
-                    expected: "weights must be finite and >= 0",
-                });
-            }
+            check_non_negative("kernel_prob", p)?;
             total += p;
         }
         check_positive("kernel_prob (sum)", total)?;

@@ -14,25 +14,14 @@ use rand::{Rng, RngExt};
 use rand_distr::{Distribution, Poisson, StandardNormal};
 
 use crate::Planar;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, check_non_negative};
+use crate::pipeline::quantize_u8;
 
 /// Luma weights (R, G, B) of the Poisson gray-noise image: torchvision `rgb_to_grayscale`.
 ///
 /// BasicSR's numpy `generate_poisson_noise` uses `cv2.COLOR_BGR2GRAY` instead
 /// (0.299/0.587/0.114 on BGR data); Real-ESRGAN's training pipeline uses these weights on RGB.
 pub const GRAY_WEIGHTS: [f32; 3] = [0.2989, 0.587, 0.114];
-
-fn check_non_negative(name: &'static str, value: f64) -> Result<()> {
-    if value.is_finite() && value >= 0.0 {
-        Ok(())
-    } else {
-        Err(Error::InvalidParameter {
-            name,
-            value,
-            expected: "must be finite and >= 0",
-        })
-    }
-}
 
 /// Checks that `noise` has the shape of `img` or is a single plane of its size (gray noise).
 /// Returns true for the single-plane case.
@@ -70,7 +59,7 @@ fn add_and_finish(img: &Planar, noise: &Planar, clip: bool, rounds: bool) -> Res
 /// BasicSR's tail of `add_*_noise`: clip and/or round to 8-bit levels, in f32.
 fn finish(x: f32, clip: bool, rounds: bool) -> f32 {
     match (clip, rounds) {
-        (true, true) => (x * 255.0).round_ties_even().clamp(0.0, 255.0) / 255.0,
+        (true, true) => round_level(x),
         (true, false) => x.clamp(0.0, 1.0),
         (false, true) => (x * 255.0).round_ties_even() / 255.0,
         (false, false) => x,
@@ -154,14 +143,21 @@ pub fn to_gray(img: &Planar) -> Result<Planar> {
     }
 }
 
-/// `clip(round(x·255), 0, 255)/255` in f32: the levels Poisson noise counts with.
+/// numpy's `np.clip(np.round(x * 255), 0, 255) / 255` in f32. Unlike
+/// [`quantize`](crate::pipeline::quantize) it keeps the sign of zero (a value rounding to −0.0
+/// stays −0.0) and NaN, as numpy does.
+fn round_level(x: f32) -> f32 {
+    (x * 255.0).round_ties_even().clamp(0.0, 255.0) / 255.0
+}
+
+/// [`round_level`] of every value: the levels Poisson noise counts with.
 fn round_levels(img: &Planar) -> Planar {
-    img.map(|v| (v * 255.0).round_ties_even().clamp(0.0, 255.0) / 255.0)
+    img.map(round_level)
 }
 
 /// The level k of a rounded value k/255 (−0.0 and 0.0 are the same level, as in `np.unique`).
 fn level_index(v: f32) -> usize {
-    (v * 255.0).round_ties_even().clamp(0.0, 255.0) as usize
+    usize::from(quantize_u8(v))
 }
 
 /// `2^ceil(log2(n))` for the number `n` of distinct 8-bit levels of an already rounded image.

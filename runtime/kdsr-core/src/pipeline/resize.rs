@@ -12,7 +12,7 @@
 //! resized along H first, then along W. Values are neither clamped nor rounded.
 
 use crate::Planar;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, check_scale};
 
 /// Which port of MATLAB's antialiased bicubic `imresize` to follow. Both use the same weights
 /// (cubic a = −0.5; for scale < 1 the kernel is stretched to width 4/scale and scaled by `scale`;
@@ -248,15 +248,6 @@ pub fn imresize(img: &Planar, scale: f64, variant: BicubicVariant) -> Result<Pla
         }
     }
     Planar::new(c, out_h, out_w, out)
-}
-
-/// Fails with [`Error::UnsupportedScale`] unless `scale` is 2, 3 or 4.
-fn check_scale(scale: u32) -> Result<()> {
-    if (2..=4).contains(&scale) {
-        Ok(())
-    } else {
-        Err(Error::UnsupportedScale { scale })
-    }
 }
 
 /// The official (DASR/KDSR) bicubic ×1/`scale` downsampling of the classic LR synthesis:

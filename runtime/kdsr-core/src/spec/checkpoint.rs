@@ -10,6 +10,9 @@ use safetensors::{Dtype, SafeTensors};
 use super::KdsrConfig;
 use crate::error::{Error, Result};
 
+/// Re-exported from [`crate::fsutil`], where it lives (shared with [`crate::io`]).
+pub use crate::fsutil::write_atomic;
+
 /// One float32 tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
@@ -173,29 +176,6 @@ pub fn weights_to_bytes(
         })
         .collect::<Result<Vec<_>>>()?;
     safetensors::serialize(views, metadata).map_err(|e| st_error("<memory>", e))
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename, so
-/// `path` never holds a partial file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".to_owned());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let io = |source| Error::Io {
-        path: path.to_owned(),
-        source,
-    };
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
 }
 
 /// A checkpoint: config and checked weights.

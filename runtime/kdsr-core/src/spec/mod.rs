@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, check_scale};
 
 /// Negative slope of every LeakyReLU in KDSR.
 pub const LRELU_SLOPE: f32 = 0.1;
@@ -234,9 +234,7 @@ impl KdsrConfig {
                 });
             }
         }
-        if !matches!(self.scale, 2..=4) {
-            return Err(Error::UnsupportedScale { scale: self.scale });
-        }
+        check_scale(self.scale)?;
         if self.family == Family::RealWorld && self.role == Role::Teacher && self.scale != 4 {
             return Err(Error::Config {
                 source_name: self.preset.clone(),
