@@ -229,13 +229,7 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
             .teacher_weights
             .clone()
             .unwrap_or_else(|| opts.out_dir.join("teacher").join("final.safetensors"));
-        let tcfg = cfg.teacher_model()?;
-        let mut t = Model::load(&tcfg, &path, device).with_context(|| format!("loading the teacher {}", path.display()))?;
-        t.vs.freeze();
-        if cfg.student.init_from_teacher {
-            load_into(&mut model.vs, &model_cfg, &weights_of(&t.vs)?, true)?;
-        }
-        Some(t)
+        Some(attach_teacher(cfg, &mut model, &path, device)?)
     } else {
         None
     };
@@ -433,6 +427,20 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
         weights: weights_path,
         device: device_name(device),
     })
+}
+
+/// Loads the frozen teacher for the student stage and, when the config asks for it (the official
+/// default), copies exactly the teacher's `G.*` weights into the student; the student's IDE keeps
+/// its own initialisation (the teacher's `E.*` keys do not match `E_st.*`).
+pub fn attach_teacher(cfg: &TrainConfig, student: &mut Model, teacher: &Path, device: Device) -> Result<Model> {
+    let tcfg = cfg.teacher_model()?;
+    let mut t = Model::load(&tcfg, teacher, device).with_context(|| format!("loading the teacher {}", teacher.display()))?;
+    t.vs.freeze();
+    if cfg.student.init_from_teacher {
+        let scfg = student.net.cfg.clone();
+        load_into(&mut student.vs, &scfg, &weights_of(&t.vs)?, true)?;
+    }
+    Ok(t)
 }
 
 /// Keeps the newest `keep` periodic checkpoints (`iter_*.safetensors` and their `.json`).
