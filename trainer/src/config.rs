@@ -282,7 +282,10 @@ impl TrainConfig {
             "paper-aniso-noise" => Self::paper_aniso_noise(),
             "cpu-edge" => Self::cpu_edge(),
             "smoke" => Self::smoke(),
-            _ => bail!("unknown experiment preset `{name}`; known: {}", PRESETS.join(", ")),
+            _ => bail!(
+                "unknown experiment preset `{name}`; known: {}",
+                PRESETS.join(", ")
+            ),
         })
     }
 
@@ -294,8 +297,8 @@ impl TrainConfig {
         let (mut value, base) = if path.extension().is_some_and(|e| e == "toml") {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading experiment config {}", path.display()))?;
-            let v: toml::Value = toml::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
+            let v: toml::Value =
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
             (v, path.parent().map(Path::to_path_buf))
         } else {
             (toml::Value::try_from(Self::preset(preset_or_file)?)?, None)
@@ -307,7 +310,12 @@ impl TrainConfig {
             .try_into()
             .with_context(|| format!("experiment config {preset_or_file}"))?;
         if let Some(base) = base {
-            for d in cfg.data.train_dirs.iter_mut().chain(cfg.run.val_dir.iter_mut()) {
+            for d in cfg
+                .data
+                .train_dirs
+                .iter_mut()
+                .chain(cfg.run.val_dir.iter_mut())
+            {
                 if d.is_relative() {
                     *d = base.join(&*d);
                 }
@@ -325,7 +333,9 @@ impl TrainConfig {
 
     /// The teacher network config (same sizes).
     pub fn teacher_model(&self) -> Result<KdsrConfig> {
-        Ok(self.student_model()?.with_role(kdsr_core::spec::Role::Teacher))
+        Ok(self
+            .student_model()?
+            .with_role(kdsr_core::spec::Role::Teacher))
     }
 
     /// Checks the values that would otherwise fail deep inside training.
@@ -333,12 +343,17 @@ impl TrainConfig {
         let m = self.student_model()?;
         let s = m.scale as usize;
         if self.data.hr_patch == 0 || self.data.hr_patch % s != 0 {
-            bail!("data.hr_patch = {} must be a positive multiple of the scale {s}", self.data.hr_patch);
+            bail!(
+                "data.hr_patch = {} must be a positive multiple of the scale {s}",
+                self.data.hr_patch
+            );
         }
         if self.data.batch_size == 0 || self.data.workers == 0 || self.data.prefetch == 0 {
             bail!("data.batch_size, data.workers and data.prefetch must be > 0");
         }
-        if !(self.degradation.sigma_min > 0.0 && self.degradation.sigma_max >= self.degradation.sigma_min) {
+        if !(self.degradation.sigma_min > 0.0
+            && self.degradation.sigma_max >= self.degradation.sigma_min)
+        {
             bail!(
                 "degradation: need 0 < sigma_min ≤ sigma_max, got {} and {}",
                 self.degradation.sigma_min,
@@ -349,7 +364,12 @@ impl TrainConfig {
             bail!("degradation.noise_max must be ≥ 0");
         }
         for (name, st) in [("teacher", &self.teacher), ("student", &self.student.stage)] {
-            if !(st.lr > 0.0) || st.decay_every == 0 || !(0.0..1.0).contains(&st.beta1) || !(0.0..1.0).contains(&st.beta2) {
+            if st.lr.is_nan()
+                || st.lr <= 0.0
+                || st.decay_every == 0
+                || !(0.0..1.0).contains(&st.beta1)
+                || !(0.0..1.0).contains(&st.beta2)
+            {
                 bail!("{name}: lr must be > 0, decay_every > 0 and betas in [0, 1)");
             }
             if let Some(e) = st.ema {
@@ -358,7 +378,7 @@ impl TrainConfig {
                 }
             }
         }
-        if !(self.student.tau > 0.0) {
+        if self.student.tau.is_nan() || self.student.tau <= 0.0 {
             bail!("student.tau must be > 0");
         }
         if self.run.keep_last == 0 {
@@ -385,9 +405,12 @@ fn apply_override(root: &mut toml::Value, o: &str) -> Result<()> {
     let mut cur = root;
     let parts: Vec<&str> = key.split('.').collect();
     for (i, p) in parts.iter().enumerate() {
-        let table = cur
-            .as_table_mut()
-            .with_context(|| format!("override `{o}`: `{}` is not a section", parts[..i].join(".")))?;
+        let table = cur.as_table_mut().with_context(|| {
+            format!(
+                "override `{o}`: `{}` is not a section",
+                parts[..i].join(".")
+            )
+        })?;
         if i + 1 == parts.len() {
             if !table.contains_key(*p) && !matches!(*p, "ema" | "val_dir") {
                 bail!("override `{o}`: unknown key `{key}`");

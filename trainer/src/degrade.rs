@@ -122,15 +122,25 @@ pub fn blur(x: &Tensor, kernels: &[Kernel], device: Device) -> Result<Tensor> {
         bail!("blur: no kernel given");
     };
     let k = first.size() as i64;
-    if kernels.iter().any(|kk| kk.size() as i64 != k) || !(kernels.len() == 1 || kernels.len() as i64 == b) {
-        bail!("blur: need one kernel or one per sample, all of one size; got {} for batch {b}", kernels.len());
+    if kernels.iter().any(|kk| kk.size() as i64 != k)
+        || !(kernels.len() == 1 || kernels.len() as i64 == b)
+    {
+        bail!(
+            "blur: need one kernel or one per sample, all of one size; got {} for batch {b}",
+            kernels.len()
+        );
     }
     let r = k / 2;
     if r >= h || r >= w {
         bail!("blur: image {h}x{w} is smaller than the reflect padding {r}+1");
     }
-    let flat: Vec<f32> = kernels.iter().flat_map(|kk| kk.weights().iter().copied()).collect();
-    let kt = Tensor::from_slice(&flat).reshape([kernels.len() as i64, 1, k, k]).to_device(device);
+    let flat: Vec<f32> = kernels
+        .iter()
+        .flat_map(|kk| kk.weights().iter().copied())
+        .collect();
+    let kt = Tensor::from_slice(&flat)
+        .reshape([kernels.len() as i64, 1, k, k])
+        .to_device(device);
     let padded = x.reflection_pad2d([r, r, r, r]);
     let out = if kernels.len() == 1 {
         let weight = kt.expand([c, 1, k, k], false);
@@ -155,7 +165,9 @@ pub fn resize_matrix(in_len: usize, scale: f64, device: Device) -> Result<Tensor
             m[i * in_len + indices[i * taps + t]] += weights[i * taps + t];
         }
     }
-    Ok(Tensor::from_slice(&m).reshape([out_len as i64, in_len as i64]).to_device(device))
+    Ok(Tensor::from_slice(&m)
+        .reshape([out_len as i64, in_len as i64])
+        .to_device(device))
 }
 
 /// The official bicubic ↓`scale` (antialiased, replicated borders, floor size) of `[B,C,H,W]`.
@@ -171,7 +183,9 @@ pub fn bicubic_down(x: &Tensor, scale: u32) -> Result<Tensor> {
 /// `x + draws · level/255`, the level per sample (`levels.len() == B`) or shared (1 entry).
 pub fn add_noise(x: &Tensor, draws: &Tensor, levels: &[f64]) -> Tensor {
     let lv: Vec<f32> = levels.iter().map(|l| (l / 255.0) as f32).collect();
-    let lv = Tensor::from_slice(&lv).to_device(x.device()).reshape([-1, 1, 1, 1]);
+    let lv = Tensor::from_slice(&lv)
+        .to_device(x.device())
+        .reshape([-1, 1, 1, 1]);
     x + draws * lv
 }
 

@@ -9,8 +9,8 @@ use kdsr_core::Planar;
 use kdsr_core::metrics::{MetricVariant, evaluate_pair};
 use kdsr_core::pipeline::degrade::{ClassicDegradation, Downsample};
 use kdsr_core::pipeline::kernels::{
-    ANISO_TEST_KERNELS, GAUSSIAN8_X2_SIGMAS, GAUSSIAN8_X4_SIGMAS, KERNEL_SIZE, anisotropic_gaussian_deg,
-    isotropic_gaussian,
+    ANISO_TEST_KERNELS, GAUSSIAN8_X2_SIGMAS, GAUSSIAN8_X4_SIGMAS, KERNEL_SIZE,
+    anisotropic_gaussian_deg, isotropic_gaussian,
 };
 use kdsr_core::pipeline::resize::{BicubicVariant, imresize};
 use rand::SeedableRng;
@@ -89,9 +89,12 @@ pub fn load_folder(dir: &Path, scale: u32, max: usize) -> Result<Vec<EvalImage>>
         .with_context(|| format!("reading test folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg" | "bmp" | "tif" | "tiff" | "webp"))
+            p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                matches!(
+                    e.to_ascii_lowercase().as_str(),
+                    "png" | "jpg" | "jpeg" | "bmp" | "tif" | "tiff" | "webp"
+                )
+            })
         })
         .collect();
     paths.sort();
@@ -105,7 +108,10 @@ pub fn load_folder(dir: &Path, scale: u32, max: usize) -> Result<Vec<EvalImage>>
             let img = kdsr_core::io::load_image(p)?;
             let rgb = to_rgb(&img.rgb)?;
             Ok(EvalImage {
-                name: p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+                name: p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 hr: rgb.crop_to_multiple(scale as usize)?,
             })
         })
@@ -130,14 +136,21 @@ pub fn to_rgb(p: &Planar) -> Result<Planar> {
 /// A `[1,C,H,W]` tensor from a planar image.
 pub fn planar_to_tensor(p: &Planar, device: Device) -> Tensor {
     let [c, h, w] = p.shape();
-    Tensor::from_slice(p.data()).reshape([1, c as i64, h as i64, w as i64]).to_device(device)
+    Tensor::from_slice(p.data())
+        .reshape([1, c as i64, h as i64, w as i64])
+        .to_device(device)
 }
 
 /// A planar image from a `[1,C,H,W]` tensor.
 pub fn tensor_to_planar(t: &Tensor) -> Result<Planar> {
     let s = t.size();
     let data = Vec::<f32>::try_from(t.to_device(Device::Cpu).contiguous().flatten(0, -1))?;
-    Ok(Planar::new(s[1] as usize, s[2] as usize, s[3] as usize, data)?)
+    Ok(Planar::new(
+        s[1] as usize,
+        s[2] as usize,
+        s[3] as usize,
+        data,
+    )?)
 }
 
 /// PSNR/SSIM of one (case, image).

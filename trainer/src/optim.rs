@@ -54,7 +54,11 @@ impl Adam {
         let bc1 = 1.0 - self.beta1.powi(t);
         let bc2_sqrt = (1.0 - self.beta2.powi(t)).sqrt();
         tch::no_grad(|| {
-            for ((_, p), (m, v)) in self.params.iter_mut().zip(self.m.iter_mut().zip(self.v.iter_mut())) {
+            for ((_, p), (m, v)) in self
+                .params
+                .iter_mut()
+                .zip(self.m.iter_mut().zip(self.v.iter_mut()))
+            {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
@@ -81,12 +85,22 @@ impl Adam {
     /// Restores [`Adam::state`].
     pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, step: i64) -> Result<()> {
         tch::no_grad(|| -> Result<()> {
-            for ((name, p), (m, v)) in self.params.iter().zip(self.m.iter_mut().zip(self.v.iter_mut())) {
+            for ((name, p), (m, v)) in self
+                .params
+                .iter()
+                .zip(self.m.iter_mut().zip(self.v.iter_mut()))
+            {
                 for (prefix, dst) in [("m", &mut *m), ("v", &mut *v)] {
                     let key = format!("adam.{prefix}.{name}");
-                    let src = tensors.get(&key).with_context(|| format!("optimizer state lacks `{key}`"))?;
+                    let src = tensors
+                        .get(&key)
+                        .with_context(|| format!("optimizer state lacks `{key}`"))?;
                     if src.size() != p.size() {
-                        bail!("optimizer state `{key}` has shape {:?}, parameter has {:?}", src.size(), p.size());
+                        bail!(
+                            "optimizer state `{key}` has shape {:?}, parameter has {:?}",
+                            src.size(),
+                            p.size()
+                        );
                     }
                     dst.copy_(&src.to_kind(Kind::Float).to_device(p.device()));
                 }
@@ -114,7 +128,12 @@ pub struct Ema {
 impl Ema {
     /// Starts from a copy of `params`.
     pub fn new(params: &[(String, Tensor)], decay: f64) -> Self {
-        let shadow = tch::no_grad(|| params.iter().map(|(n, p)| (n.clone(), p.detach().copy())).collect());
+        let shadow = tch::no_grad(|| {
+            params
+                .iter()
+                .map(|(n, p)| (n.clone(), p.detach().copy()))
+                .collect()
+        });
         Self { decay, shadow }
     }
 

@@ -20,8 +20,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use kdsr_core::metrics::MetricVariant;
-use kdsr_core::spec::checkpoint::{Checkpoint, Tensor as CoreTensor, Weights, weights_to_bytes, write_atomic};
 use kdsr_core::spec::KdsrConfig;
+use kdsr_core::spec::checkpoint::{
+    Checkpoint, Tensor as CoreTensor, Weights, weights_to_bytes, write_atomic,
+};
 use rand::SeedableRng;
 use serde::Serialize;
 use serde_json::json;
@@ -97,7 +99,9 @@ pub struct StageResult {
 
 /// A splitmix64 mix of a seed, a stream id and an iteration.
 pub fn mix(seed: u64, stream: u64, iter: u64) -> u64 {
-    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ iter.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z = seed
+        ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ iter.wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -125,9 +129,16 @@ impl Logger {
 }
 
 fn tensor_to_core(t: &Tensor) -> Result<CoreTensor> {
-    let t = t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+    let t = t
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous();
     let shape = t.size().iter().map(|d| *d as usize).collect();
-    Ok(CoreTensor::new(shape, Vec::<f32>::try_from(t.flatten(0, -1))?)?)
+    Ok(CoreTensor::new(
+        shape,
+        Vec::<f32>::try_from(t.flatten(0, -1))?,
+    )?)
 }
 
 /// Saves weights (`name` → tensor) as an official-layout checkpoint.
@@ -165,7 +176,10 @@ fn save_state(path: &Path, s: &State) -> Result<()> {
     let meta = HashMap::from([
         ("iter".to_owned(), s.iter.to_string()),
         ("adam_step".to_owned(), step.to_string()),
-        ("best_psnr".to_owned(), s.best.map(|b| b.to_string()).unwrap_or_default()),
+        (
+            "best_psnr".to_owned(),
+            s.best.map(|b| b.to_string()).unwrap_or_default(),
+        ),
         ("preset".to_owned(), s.model.net.cfg.preset.clone()),
     ]);
     write_atomic(path, &weights_to_bytes(&w, Some(meta))?)?;
@@ -184,11 +198,18 @@ fn load_state(path: &Path) -> Result<Loaded> {
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
         .with_context(|| format!("{}: not a safetensors file", path.display()))?;
     let meta = meta.metadata().clone().unwrap_or_default();
-    let get = |k: &str| meta.get(k).with_context(|| format!("{}: no `{k}` in metadata", path.display()));
+    let get = |k: &str| {
+        meta.get(k)
+            .with_context(|| format!("{}: no `{k}` in metadata", path.display()))
+    };
     let st = safetensors::SafeTensors::deserialize(&bytes)?;
     let mut tensors = HashMap::new();
     for (k, v) in st.tensors() {
-        let data: Vec<f32> = v.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let data: Vec<f32> = v
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         let shape: Vec<i64> = v.shape().iter().map(|d| *d as i64).collect();
         tensors.insert(k, Tensor::from_slice(&data).reshape(&shape));
     }
@@ -201,7 +222,11 @@ fn load_state(path: &Path) -> Result<Loaded> {
 }
 
 fn named_trainables(m: &Model) -> Vec<(String, Tensor)> {
-    let mut v: Vec<(String, Tensor)> = m.vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+    let mut v: Vec<(String, Tensor)> =
+        m.vs.variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
@@ -236,7 +261,10 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
 
     let params = named_trainables(&model);
     let mut adam = Adam::new(
-        params.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect(),
+        params
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shallow_clone()))
+            .collect(),
         st.beta1,
         st.beta2,
         st.eps,
@@ -258,7 +286,10 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
         if let Some(e) = ema.as_mut() {
             tch::no_grad(|| -> Result<()> {
                 for (k, t) in e.shadow.iter_mut() {
-                    let src = s.tensors.get(&format!("ema.{k}")).with_context(|| format!("resume state lacks `ema.{k}`"))?;
+                    let src = s
+                        .tensors
+                        .get(&format!("ema.{k}"))
+                        .with_context(|| format!("resume state lacks `ema.{k}`"))?;
                     t.copy_(&src.to_device(device));
                 }
                 Ok(())
@@ -270,7 +301,8 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
     let mut logger = Logger::open(&dir.join("metrics.jsonl"), start > 0)?;
 
     let scale = model_cfg.scale;
-    let (dataset, report) = Dataset::open(&cfg.data.train_dirs, cfg.data.hr_patch, cfg.data.cache_mib)?;
+    let (dataset, report) =
+        Dataset::open(&cfg.data.train_dirs, cfg.data.hr_patch, cfg.data.cache_mib)?;
     if !opts.quiet && (!report.skipped_unreadable.is_empty() || report.skipped_small > 0) {
         eprintln!(
             "data: {} images used, {} unreadable and {} smaller than {} px skipped",
@@ -284,7 +316,11 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
         (Some(d), n) if n > 0 => load_folder(d, scale, cfg.run.val_images)?,
         _ => Vec::new(),
     };
-    let val_cases = if val.is_empty() { Vec::new() } else { gaussian8(scale, &cfg.run.val_sigmas)? };
+    let val_cases = if val.is_empty() {
+        Vec::new()
+    } else {
+        gaussian8(scale, &cfg.run.val_sigmas)?
+    };
     let degrader = Degrader::new(&cfg.degradation, scale, device);
     let total = st.iterations;
     let end = opts.stop_after.map_or(total, |n| (start + n).min(total));
@@ -318,7 +354,10 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
     for it in start..end {
         let batch = loader.next()?;
         if batch.iter != it {
-            bail!("data loader delivered iteration {} where {it} was due", batch.iter);
+            bail!(
+                "data loader delivered iteration {} where {it} was due",
+                batch.iter
+            );
         }
         let ts = Instant::now();
         let hr = batch.hr.to_device(device);
@@ -329,7 +368,12 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
             (None, _) => {
                 let out = model.net.forward(&lr_img, Some(&hr))?;
                 let l = l1(&out.sr, &hr);
-                (l.shallow_clone(), l, None, step_lr(st.lr, st.gamma, st.decay_every, it))
+                (
+                    l.shallow_clone(),
+                    l,
+                    None,
+                    step_lr(st.lr, st.gamma, st.decay_every, it),
+                )
             }
             (Some(t), _) => {
                 let tout = tch::no_grad(|| t.net.forward(&lr_img, Some(&hr)))?;
@@ -337,14 +381,20 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
                 if it < s.encoder_iterations {
                     let (_, dp) = model.net.e.forward(&model.net.ide_input(&lr_img, None)?);
                     let kd = kd_loss(s.kd, &dp, &tout.d_prime, s.tau);
-                    let lr_e = s.encoder_lr * 0.1f64.powi((it / s.encoder_decay_every.max(1)) as i32);
+                    let lr_e =
+                        s.encoder_lr * 0.1f64.powi((it / s.encoder_decay_every.max(1)) as i32);
                     (&kd * s.kd_weight, kd.zeros_like(), Some(kd), lr_e)
                 } else {
                     let out = model.net.forward(&lr_img, None)?;
                     let l = l1(&out.sr, &hr);
                     let kd = kd_loss(s.kd, &out.d_prime, &tout.d_prime, s.tau);
                     let it2 = it - s.encoder_iterations;
-                    (&l + &kd * s.kd_weight, l, Some(kd), step_lr(st.lr, st.gamma, st.decay_every, it2))
+                    (
+                        &l + &kd * s.kd_weight,
+                        l,
+                        Some(kd),
+                        step_lr(st.lr, st.gamma, st.decay_every, it2),
+                    )
                 }
             }
         };
@@ -377,16 +427,35 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
             logger.log(&rec)?;
         }
         if !val.is_empty() && (done % cfg.run.val_every == 0 || done == total) {
-            let r = evaluate(&model.net, &val, &val_cases, device, MetricVariant::Kdsr, seed)?;
+            let r = evaluate(
+                &model.net,
+                &val,
+                &val_cases,
+                device,
+                MetricVariant::Kdsr,
+                seed,
+            )?;
             logger.log(&json!({"stage": stage.name(), "iter": done, "val_psnr": r.mean.0, "val_ssim": r.mean.1, "val_bicubic_psnr": r.mean.2, "metric": r.metric}))?;
             if best.is_none_or(|b| r.mean.0 > b) {
                 best = Some(r.mean.0);
-                save_weights(&model_cfg, weights_of(&model.vs)?, &dir.join("best.safetensors"))?;
+                save_weights(
+                    &model_cfg,
+                    weights_of(&model.vs)?,
+                    &dir.join("best.safetensors"),
+                )?;
             }
             if let Some(b) = &bar {
-                b.println(format!("iter {done}: val PSNR {:.2} dB (bicubic {:.2})", r.mean.0, r.mean.2));
+                b.println(format!(
+                    "iter {done}: val PSNR {:.2} dB (bicubic {:.2})",
+                    r.mean.0, r.mean.2
+                ));
             } else if !opts.quiet {
-                eprintln!("{} iter {done}: loss {last_loss:.4}, val PSNR {:.2} dB (bicubic {:.2})", stage.name(), r.mean.0, r.mean.2);
+                eprintln!(
+                    "{} iter {done}: loss {last_loss:.4}, val PSNR {:.2} dB (bicubic {:.2})",
+                    stage.name(),
+                    r.mean.0,
+                    r.mean.2
+                );
             }
         }
         if done % cfg.run.save_every == 0 || done == end {
@@ -395,7 +464,16 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
                 save_weights(&model_cfg, weights_of(&model.vs)?, &p)?;
                 prune(&dir, cfg.run.keep_last)?;
             }
-            save_state(&state_path, &State { model: &model, adam: &adam, ema: ema.as_ref(), iter: done, best })?;
+            save_state(
+                &state_path,
+                &State {
+                    model: &model,
+                    adam: &adam,
+                    ema: ema.as_ref(),
+                    iter: done,
+                    best,
+                },
+            )?;
         }
     }
     drop(loader);
@@ -407,7 +485,11 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
         let p = dir.join("final.safetensors");
         save_weights(&model_cfg, weights_of(&model.vs)?, &p)?;
         if let Some(e) = &ema {
-            let w = e.shadow.iter().map(|(k, t)| Ok((k.clone(), tensor_to_core(t)?))).collect::<Result<Weights>>()?;
+            let w = e
+                .shadow
+                .iter()
+                .map(|(k, t)| Ok((k.clone(), tensor_to_core(t)?)))
+                .collect::<Result<Weights>>()?;
             let mut all = weights_of(&model.vs)?;
             all.extend(w);
             save_weights(&model_cfg, all, &dir.join("final_ema.safetensors"))?;
@@ -423,7 +505,11 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
         ran,
         last_loss,
         best_psnr: best,
-        it_per_s: if train_secs > 0.0 { ran as f64 / train_secs } else { 0.0 },
+        it_per_s: if train_secs > 0.0 {
+            ran as f64 / train_secs
+        } else {
+            0.0
+        },
         weights: weights_path,
         device: device_name(device),
     })
@@ -432,9 +518,15 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
 /// Loads the frozen teacher for the student stage and, when the config asks for it (the official
 /// default), copies exactly the teacher's `G.*` weights into the student; the student's IDE keeps
 /// its own initialisation (the teacher's `E.*` keys do not match `E_st.*`).
-pub fn attach_teacher(cfg: &TrainConfig, student: &mut Model, teacher: &Path, device: Device) -> Result<Model> {
+pub fn attach_teacher(
+    cfg: &TrainConfig,
+    student: &mut Model,
+    teacher: &Path,
+    device: Device,
+) -> Result<Model> {
     let tcfg = cfg.teacher_model()?;
-    let mut t = Model::load(&tcfg, teacher, device).with_context(|| format!("loading the teacher {}", teacher.display()))?;
+    let mut t = Model::load(&tcfg, teacher, device)
+        .with_context(|| format!("loading the teacher {}", teacher.display()))?;
     t.vs.freeze();
     if cfg.student.init_from_teacher {
         let scfg = student.net.cfg.clone();

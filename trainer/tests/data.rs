@@ -1,6 +1,7 @@
 //! The training data pipeline: listing and skipping, crop + flips against direct indexing,
 //! determinism in (seed, iteration), exact resume, in-order delivery, cached vs on-demand decoding,
 //! worker errors and prompt shutdown.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! The device degradation against the CPU reference pipeline (`kdsr_core::pipeline::degrade`)
 //! on the same kernel and noise draws: prequantised LR within 1e-5, 8-bit LR equal except at
 //! values within 1e-4 of a rounding boundary.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::PathBuf;
 
@@ -8,12 +9,13 @@ use kdsr_core::Planar;
 use kdsr_core::pipeline::degrade::{ClassicDegradation, Downsample};
 use kdsr_core::pipeline::kernels::{anisotropic_gaussian_deg, isotropic_gaussian};
 use kdsr_trainer::config::{DegradationSection, KernelKind};
-use kdsr_trainer::degrade::{Degrader, add_noise, blur, bicubic_down, quantize};
+use kdsr_trainer::degrade::{Degrader, add_noise, bicubic_down, blur, quantize};
 use rand::SeedableRng;
 use tch::{Device, Tensor};
 
 fn fixture_image() -> Planar {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/reference/vectors-pipeline/in_img.png");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/reference/vectors-pipeline/in_img.png");
     kdsr_core::io::load_image(&p).unwrap().rgb
 }
 
@@ -27,7 +29,13 @@ fn to_vec(t: &Tensor) -> Vec<f32> {
 }
 
 fn cfg(kernel: KernelKind, noise_max: f64, per_sample: bool) -> DegradationSection {
-    DegradationSection { kernel, sigma_min: 0.2, sigma_max: 4.0, noise_max, per_sample }
+    DegradationSection {
+        kernel,
+        sigma_min: 0.2,
+        sigma_max: 4.0,
+        noise_max,
+        per_sample,
+    }
 }
 
 /// Counts 8-bit mismatches, failing on any that is not at a near-tie of the CPU prequant value.
@@ -37,7 +45,11 @@ fn compare_u8(dev: &[f32], cpu: &[f32], cpu_prequant: &[f32]) -> usize {
         let (a, b) = ((dev[i] * 255.0).round(), (cpu[i] * 255.0).round());
         if a != b {
             let frac = (cpu_prequant[i] * 255.0).fract().abs();
-            assert!((frac - 0.5).abs() < 1e-4 && (a - b).abs() == 1.0, "index {i}: {a} vs {b} (pre {})", cpu_prequant[i] * 255.0);
+            assert!(
+                (frac - 0.5).abs() < 1e-4 && (a - b).abs() == 1.0,
+                "index {i}: {a} vs {b} (pre {})",
+                cpu_prequant[i] * 255.0
+            );
             ties += 1;
         }
     }
@@ -47,15 +59,24 @@ fn compare_u8(dev: &[f32], cpu: &[f32], cpu_prequant: &[f32]) -> usize {
 #[test]
 fn matches_cpu_pipeline_iso_and_aniso() {
     let hr = fixture_image();
-    for k in [isotropic_gaussian(21, 2.6).unwrap(), anisotropic_gaussian_deg(21, 3.5, 1.5, 30.0).unwrap()] {
+    for k in [
+        isotropic_gaussian(21, 2.6).unwrap(),
+        anisotropic_gaussian_deg(21, 3.5, 1.5, 30.0).unwrap(),
+    ] {
         let cpu = ClassicDegradation::new(k.clone(), 4, 0.0, Downsample::Bicubic).unwrap();
         let cpu_pre = cpu.prequant(&hr).unwrap();
         let cpu_lr = cpu.apply_with_noise(&hr, None).unwrap();
         let dev = Degrader::new(&cfg(KernelKind::Iso, 0.0, false), 4, Device::Cpu);
-        let pre = dev.prequant(&to_tensor(&hr), std::slice::from_ref(&k)).unwrap();
+        let pre = dev
+            .prequant(&to_tensor(&hr), std::slice::from_ref(&k))
+            .unwrap();
         assert_eq!(pre.size(), vec![1, 3, 30, 24]);
         let pre_v = to_vec(&pre);
-        let d = pre_v.iter().zip(cpu_pre.data()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let d = pre_v
+            .iter()
+            .zip(cpu_pre.data())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         assert!(d <= 1e-5, "prequant max |Δ| {d:e}");
         compare_u8(&to_vec(&quantize(&pre)), cpu_lr.data(), cpu_pre.data());
     }
@@ -64,13 +85,18 @@ fn matches_cpu_pipeline_iso_and_aniso() {
 #[test]
 fn matches_the_official_lr_fixture() {
     let hr = fixture_image();
-    let npy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/reference/vectors-pipeline/classic_iso2.6_x4_lr.png");
+    let npy = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/reference/vectors-pipeline/classic_iso2.6_x4_lr.png");
     let want = kdsr_core::io::load_image(&npy).unwrap().rgb;
     let k = isotropic_gaussian(21, 2.6).unwrap();
     let dev = Degrader::new(&cfg(KernelKind::Iso, 0.0, false), 4, Device::Cpu);
     let pre = dev.prequant(&to_tensor(&hr), &[k]).unwrap();
     let got = to_vec(&quantize(&pre));
-    let mism = got.iter().zip(want.data()).filter(|(a, b)| ((*a * 255.0).round() - (*b * 255.0).round()).abs() > 0.0).count();
+    let mism = got
+        .iter()
+        .zip(want.data())
+        .filter(|(a, b)| ((*a * 255.0).round() - (*b * 255.0).round()).abs() > 0.0)
+        .count();
     // The reference README lists 4 near-ties in this file; a float32 port may differ only there.
     assert!(mism <= 4, "{mism} mismatches");
 }
@@ -83,11 +109,20 @@ fn noise_matches_cpu_with_the_same_draws() {
     let draws_t = Tensor::randn([1, 3, 30, 24], (tch::Kind::Float, Device::Cpu));
     let draws = Planar::new(3, 30, 24, to_vec(&draws_t)).unwrap();
     let cpu_lr = cpu.apply_with_noise(&hr, Some(&draws)).unwrap();
-    let cpu_noisy = kdsr_core::pipeline::noise::add_classic_noise_with(&cpu.prequant(&hr).unwrap(), &draws, 10.0).unwrap();
+    let cpu_noisy = kdsr_core::pipeline::noise::add_classic_noise_with(
+        &cpu.prequant(&hr).unwrap(),
+        &draws,
+        10.0,
+    )
+    .unwrap();
     let dev = Degrader::new(&cfg(KernelKind::Iso, 0.0, false), 4, Device::Cpu);
     let pre = dev.prequant(&to_tensor(&hr), &[k]).unwrap();
     let noisy = add_noise(&pre, &draws_t, &[10.0]);
-    let d = to_vec(&noisy).iter().zip(cpu_noisy.data()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let d = to_vec(&noisy)
+        .iter()
+        .zip(cpu_noisy.data())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
     assert!(d <= 1e-5, "noisy max |Δ| {d:e}");
     compare_u8(&to_vec(&quantize(&noisy)), cpu_lr.data(), cpu_noisy.data());
 }
@@ -96,14 +131,29 @@ fn noise_matches_cpu_with_the_same_draws() {
 fn per_sample_kernels_equal_separate_runs() {
     let hr = fixture_image();
     let x = Tensor::cat(&[to_tensor(&hr), to_tensor(&hr).flip([3])], 0);
-    let ks = [isotropic_gaussian(21, 1.0).unwrap(), anisotropic_gaussian_deg(21, 4.0, 1.5, 120.0).unwrap()];
+    let ks = [
+        isotropic_gaussian(21, 1.0).unwrap(),
+        anisotropic_gaussian_deg(21, 4.0, 1.5, 120.0).unwrap(),
+    ];
     let both = blur(&x, &ks, Device::Cpu).unwrap();
     for i in 0..2 {
-        let one = blur(&x.narrow(0, i, 1), &ks[i as usize..i as usize + 1], Device::Cpu).unwrap();
+        let one = blur(
+            &x.narrow(0, i, 1),
+            &ks[i as usize..i as usize + 1],
+            Device::Cpu,
+        )
+        .unwrap();
         let d = (both.narrow(0, i, 1) - one).abs().max().double_value(&[]);
         assert!(d < 1e-6, "sample {i}: {d:e}");
     }
-    assert!(blur(&x, &[ks[0].clone(), ks[1].clone(), ks[0].clone()], Device::Cpu).is_err());
+    assert!(
+        blur(
+            &x,
+            &[ks[0].clone(), ks[1].clone(), ks[0].clone()],
+            Device::Cpu
+        )
+        .is_err()
+    );
     // Downsampling keeps the batch and floors odd sizes as the official module does.
     let y = bicubic_down(&x.narrow(2, 0, 119), 4).unwrap();
     assert_eq!(y.size(), vec![2, 3, 29, 24]);
@@ -117,11 +167,16 @@ fn random_draws_follow_the_config() {
     let (lr, draw) = d.degrade(&hr, &mut rng).unwrap();
     assert_eq!(lr.size(), vec![4, 3, 16, 16]);
     assert_eq!(draw.kernels.len(), 4);
-    assert!(draw.kernels.iter().all(|(a, b, t)| (0.2..4.0).contains(a) && (0.2..4.0).contains(b) && (0.0..std::f64::consts::PI).contains(t)));
+    assert!(draw.kernels.iter().all(|(a, b, t)| (0.2..4.0).contains(a)
+        && (0.2..4.0).contains(b)
+        && (0.0..std::f64::consts::PI).contains(t)));
     assert!(draw.noise.iter().all(|n| (0.0..25.0).contains(n)));
     // Quantised to 8 bits and inside [0, 1].
     let v = to_vec(&lr);
-    assert!(v.iter().all(|x| (0.0..=1.0).contains(x) && ((x * 255.0) - (x * 255.0).round()).abs() < 1e-4));
+    assert!(
+        v.iter()
+            .all(|x| (0.0..=1.0).contains(x) && ((x * 255.0) - (x * 255.0).round()).abs() < 1e-4)
+    );
     let d1 = Degrader::new(&cfg(KernelKind::Iso, 0.0, false), 4, Device::Cpu);
     let (_, draw) = d1.degrade(&hr, &mut rng).unwrap();
     assert_eq!(draw.kernels.len(), 1);

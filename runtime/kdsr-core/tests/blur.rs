@@ -1,5 +1,6 @@
 //! Reflect-padded blur (DASR/KDSR `BatchBlur`, Real-ESRGAN `filter2D`) against the reference
 //! vectors, and the separable fast path against the direct filter.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
 

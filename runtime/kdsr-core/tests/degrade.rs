@@ -1,5 +1,6 @@
 //! The classic DASR/KDSR LR synthesis (blur → bicubic ↓ or s-fold → noise → quantise) against
 //! `vectors-pipeline/` §4 (DASR, 0..255 data) and `vectors/degradation_and_metrics` (KDSR, [0, 1]).
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
 

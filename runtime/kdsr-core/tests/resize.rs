@@ -1,5 +1,6 @@
 //! MATLAB-style bicubic resizing (BasicSR `imresize` and the DASR/KDSR `bicubic` module) against
 //! the reference vectors of `vectors-pipeline/` §1 and `vectors/degradation_and_metrics`.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
 

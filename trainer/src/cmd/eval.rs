@@ -65,8 +65,12 @@ pub struct EvalArgs {
 pub fn run(a: &EvalArgs) -> Result<()> {
     let cfg = match &a.config {
         Some(c) => KdsrConfig::resolve(c)?,
-        None => KdsrConfig::from_file(&a.weights.with_extension("json"))
-            .with_context(|| format!("no --config given and no config beside {}", a.weights.display()))?,
+        None => KdsrConfig::from_file(&a.weights.with_extension("json")).with_context(|| {
+            format!(
+                "no --config given and no config beside {}",
+                a.weights.display()
+            )
+        })?,
     };
     let device = parse_device(&a.device)?;
     let model = Model::load(&cfg, &a.weights, device)?;
@@ -80,7 +84,10 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     let mut js = Vec::new();
     for dir in &a.data {
         let images = load_folder(dir, cfg.scale, a.max_images)?;
-        let set = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let set = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         for suite in &a.suite {
             let (name, cases) = match suite {
                 Suite::Gaussian8 => ("gaussian8", gaussian8(cfg.scale, &a.sigmas)?),
@@ -90,13 +97,17 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             md += &r.to_markdown(&format!("{set} — {name} ({} images)", images.len()));
             md += "\n";
             js.push(json!({"set": set, "suite": name, "images": images.len(), "report": r}));
-            eprintln!("{set} {name}: PSNR {:.2} / SSIM {:.4} (bicubic {:.2})", r.mean.0, r.mean.1, r.mean.2);
+            eprintln!(
+                "{set} {name}: PSNR {:.2} / SSIM {:.4} (bicubic {:.2})",
+                r.mean.0, r.mean.1, r.mean.2
+            );
         }
     }
     write_atomic(&a.out.with_extension("md"), md.as_bytes())?;
     write_atomic(
         &a.out.with_extension("json"),
-        serde_json::to_string_pretty(&json!({"weights": a.weights, "config": cfg, "results": js}))?.as_bytes(),
+        serde_json::to_string_pretty(&json!({"weights": a.weights, "config": cfg, "results": js}))?
+            .as_bytes(),
     )?;
     Ok(())
 }

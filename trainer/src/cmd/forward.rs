@@ -46,21 +46,37 @@ pub fn run(a: &ForwardArgs) -> Result<()> {
             .get(name)
             .with_context(|| format!("{}: no tensor `{name}`", a.input.display()))?;
         if t.kind() != Kind::Float {
-            bail!("{}: `{name}` is {:?}, expected float32", a.input.display(), t.kind());
+            bail!(
+                "{}: `{name}` is {:?}, expected float32",
+                a.input.display(),
+                t.kind()
+            );
         }
         Ok(t.to_device(device))
     };
     let lr = get("lr")?;
     let s = lr.size();
     if s.len() != 4 || s[1] != 3 {
-        bail!("{}: `lr` has shape {s:?}, expected [B,3,h,w]", a.input.display());
+        bail!(
+            "{}: `lr` has shape {s:?}, expected [B,3,h,w]",
+            a.input.display()
+        );
     }
     let hr = match cfg.role {
         Role::Teacher => {
             let hr = get("hr")?;
-            let want = [s[0], 3, s[2] * i64::from(cfg.scale), s[3] * i64::from(cfg.scale)];
+            let want = [
+                s[0],
+                3,
+                s[2] * i64::from(cfg.scale),
+                s[3] * i64::from(cfg.scale),
+            ];
             if hr.size() != want {
-                bail!("{}: `hr` has shape {:?}, expected {want:?}", a.input.display(), hr.size());
+                bail!(
+                    "{}: `hr` has shape {:?}, expected {want:?}",
+                    a.input.display(),
+                    hr.size()
+                );
             }
             Some(hr)
         }

@@ -28,6 +28,8 @@ impl Dcrb {
 
     /// `h [B,C,H,W]`, `D [B,C]` → `[B,C,H,W]`.
     pub fn forward(&self, h: &Tensor, d: &Tensor) -> Tensor {
-        self.conv1.forward(&self.act.forward(&self.ddc.forward(h, d))) + h
+        self.conv1
+            .forward(&self.act.forward(&self.ddc.forward(h, d)))
+            + h
     }
 }

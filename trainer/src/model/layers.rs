@@ -39,7 +39,9 @@ impl Conv {
         let c = nn::conv2d(p, cin as i64, cout as i64, k as i64, cfg);
         Self {
             ws: c.ws,
-            bs: c.bs.unwrap_or_else(|| Tensor::zeros([cout as i64], (tch::Kind::Float, p.device()))),
+            bs: c
+                .bs
+                .unwrap_or_else(|| Tensor::zeros([cout as i64], (tch::Kind::Float, p.device()))),
             padding: (k / 2) as i64,
         }
     }
@@ -64,7 +66,6 @@ pub fn linear(p: &nn::Path, inp: usize, out: usize, bias: bool) -> nn::Linear {
                 lo: -bound,
                 up: bound,
             }),
-            ..Default::default()
         },
     )
 }

@@ -79,11 +79,18 @@ impl BlindSr {
 
 /// Copies checked official-layout weights into a VarStore's variables. With `only_sr`, only the
 /// `G.*` tensors are copied (student initialisation from a teacher).
-pub fn load_into(vs: &mut nn::VarStore, cfg: &KdsrConfig, weights: &Weights, only_sr: bool) -> Result<()> {
+pub fn load_into(
+    vs: &mut nn::VarStore,
+    cfg: &KdsrConfig,
+    weights: &Weights,
+    only_sr: bool,
+) -> Result<()> {
     check_layout(
         cfg,
         "<weights>",
-        weights.iter().map(|(k, t)| (k.as_str(), t.shape.as_slice(), "F32")),
+        weights
+            .iter()
+            .map(|(k, t)| (k.as_str(), t.shape.as_slice(), "F32")),
         only_sr,
     )?;
     let device = vs.device();
@@ -93,9 +100,13 @@ pub fn load_into(vs: &mut nn::VarStore, cfg: &KdsrConfig, weights: &Weights, onl
             if only_sr && !name.starts_with("G.") {
                 continue;
             }
-            let t = weights.get(&name).with_context(|| format!("missing tensor `{name}`"))?;
+            let t = weights
+                .get(&name)
+                .with_context(|| format!("missing tensor `{name}`"))?;
             let shape: Vec<i64> = t.shape.iter().map(|d| *d as i64).collect();
-            let src = Tensor::from_slice(&t.data).reshape(&shape).to_device(device);
+            let src = Tensor::from_slice(&t.data)
+                .reshape(&shape)
+                .to_device(device);
             let mut var = var;
             var.copy_(&src);
         }
@@ -107,7 +118,11 @@ pub fn load_into(vs: &mut nn::VarStore, cfg: &KdsrConfig, weights: &Weights, onl
 pub fn weights_of(vs: &nn::VarStore) -> Result<Weights> {
     let mut out = Weights::new();
     for (name, var) in vs.variables() {
-        let t = var.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+        let t = var
+            .detach()
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous();
         let shape: Vec<usize> = t.size().iter().map(|d| *d as usize).collect();
         let data = Vec::<f32>::try_from(t.flatten(0, -1))?;
         out.insert(name, CoreTensor::new(shape, data)?);

@@ -26,8 +26,8 @@ impl Upsampler {
 
     /// `[B,C,H,W]` → `[B,C,sH,sW]`.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        self.stages
-            .iter()
-            .fold(x.shallow_clone(), |h, (conv, f)| conv.forward(&h).pixel_shuffle(*f))
+        self.stages.iter().fold(x.shallow_clone(), |h, (conv, f)| {
+            conv.forward(&h).pixel_shuffle(*f)
+        })
     }
 }

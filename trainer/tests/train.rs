@@ -1,0 +1,218 @@
+//! Training behaviour on the CPU with the tiny network: a step on a fixed batch lowers the loss,
+//! resume equals an uninterrupted run, the student takes exactly the teacher's `G`, and a short
+//! run beats bicubic on a held-out image.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+
+use kdsr_core::metrics::MetricVariant;
+use kdsr_core::spec::KdsrConfig;
+use kdsr_trainer::config::TrainConfig;
+use kdsr_trainer::eval::{evaluate, gaussian8, load_folder};
+use kdsr_trainer::loss::l1;
+use kdsr_trainer::model::{Model, weights_of};
+use kdsr_trainer::optim::Adam;
+use kdsr_trainer::train::{Stage, TrainOptions, attach_teacher, run_stage};
+use tch::{Device, Kind, Tensor};
+
+/// libtorch's generator and thread count are process-global: tests that draw from it or train
+/// take this lock so that a parallel test cannot interleave its draws.
+static TORCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
+    TORCH.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn repo(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
+}
+
+/// A training folder with the first `n` T91 images.
+fn train_dir(dir: &Path, n: usize) -> PathBuf {
+    let d = dir.join("train");
+    std::fs::create_dir_all(&d).unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(repo("data/T91"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    names.sort();
+    for p in names.iter().take(n) {
+        std::fs::copy(p, d.join(p.file_name().unwrap())).unwrap();
+    }
+    d
+}
+
+fn smoke(dir: &Path, iters: u64) -> TrainConfig {
+    let mut c = TrainConfig::smoke();
+    c.data.train_dirs = vec![train_dir(dir, 6)];
+    c.run.val_dir = None;
+    c.run.val_every = 0;
+    c.run.threads = 1;
+    c.teacher.iterations = iters;
+    c.student.stage.iterations = iters;
+    c
+}
+
+fn opts(out: &Path) -> TrainOptions {
+    TrainOptions {
+        out_dir: out.to_path_buf(),
+        quiet: true,
+        log_every: Some(1),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn steps_on_a_fixed_batch_lower_the_loss() {
+    let _g = torch_lock();
+    tch::manual_seed(0);
+    let m = Model::new(&KdsrConfig::teacher_tiny(), Device::Cpu);
+    let hr = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let lr = hr.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>);
+    let params: Vec<(String, Tensor)> =
+        m.vs.variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+    let mut adam = Adam::new(params, 0.9, 0.999, 1e-8);
+    let loss = || l1(&m.net.forward(&lr, Some(&hr)).unwrap().sr, &hr);
+    let first = tch::no_grad(|| loss().double_value(&[]));
+    for _ in 0..10 {
+        adam.zero_grad();
+        loss().backward();
+        adam.step(1e-3);
+    }
+    let after = tch::no_grad(|| loss().double_value(&[]));
+    assert!(after < 0.95 * first, "loss {first} → {after}");
+}
+
+fn losses(path: &Path) -> Vec<(u64, f64)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("loss").is_some())
+        .map(|v| (v["iter"].as_u64().unwrap(), v["loss"].as_f64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let _g = torch_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = smoke(tmp.path(), 6);
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    let ra = run_stage(&cfg, Stage::Teacher, &opts(&a)).unwrap();
+    assert_eq!(ra.iterations, 6);
+    let rb1 = run_stage(
+        &cfg,
+        Stage::Teacher,
+        &TrainOptions {
+            stop_after: Some(3),
+            ..opts(&b)
+        },
+    )
+    .unwrap();
+    assert_eq!((rb1.iterations, rb1.ran), (3, 3));
+    assert!(!b.join("teacher/final.safetensors").exists());
+    let rb2 = run_stage(
+        &cfg,
+        Stage::Teacher,
+        &TrainOptions {
+            resume: true,
+            ..opts(&b)
+        },
+    )
+    .unwrap();
+    assert_eq!((rb2.iterations, rb2.ran), (6, 3));
+    // Same losses at every iteration, same final weights, bit for bit.
+    assert_eq!(
+        losses(&a.join("teacher/metrics.jsonl")),
+        losses(&b.join("teacher/metrics.jsonl"))
+    );
+    let wa =
+        kdsr_core::spec::checkpoint::Checkpoint::load(&a.join("teacher/final.safetensors"), None)
+            .unwrap();
+    let wb =
+        kdsr_core::spec::checkpoint::Checkpoint::load(&b.join("teacher/final.safetensors"), None)
+            .unwrap();
+    assert_eq!(wa.weights, wb.weights);
+    // keep_last = 1: one periodic checkpoint remains, plus the resume state.
+    let iters: Vec<_> = std::fs::read_dir(a.join("teacher"))
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.unwrap().file_name().into_string().unwrap();
+            (n.starts_with("iter_") && n.ends_with(".safetensors")).then_some(n)
+        })
+        .collect();
+    assert_eq!(iters, vec!["iter_0000006.safetensors".to_string()]);
+    assert!(a.join("teacher/last.state.safetensors").exists());
+    assert!(a.join("teacher/train.toml").exists());
+}
+
+#[test]
+fn student_takes_exactly_the_teachers_g() {
+    let _g = torch_lock();
+    let cfg = TrainConfig::smoke();
+    let teacher = repo("tests/fixtures/reference/vectors/small_teacher_weights.safetensors");
+    tch::manual_seed(3);
+    let mut student = Model::new(&cfg.student_model().unwrap(), Device::Cpu);
+    let before = weights_of(&student.vs).unwrap();
+    let t = attach_teacher(&cfg, &mut student, &teacher, Device::Cpu).unwrap();
+    let sw = weights_of(&student.vs).unwrap();
+    let tw = weights_of(&t.vs).unwrap();
+    let mut g = 0;
+    for (k, v) in &sw {
+        if k.starts_with("G.") {
+            assert_eq!(v, &tw[k], "{k} not copied");
+            g += 1;
+        } else {
+            assert!(k.starts_with("E_st."), "{k}");
+            assert_eq!(v, &before[k], "{k} changed");
+        }
+    }
+    assert_eq!(g, 22);
+    // The teacher is frozen.
+    assert!(t.vs.variables().values().all(|v| !v.requires_grad()));
+}
+
+#[test]
+fn a_short_run_beats_bicubic_on_a_held_out_image() {
+    let _g = torch_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = smoke(tmp.path(), 200);
+    cfg.data.train_dirs = vec![train_dir(tmp.path(), 20)];
+    cfg.data.hr_patch = 96;
+    cfg.data.batch_size = 4;
+    cfg.teacher.lr = 5e-4;
+    cfg.student.stage.lr = 5e-4;
+    cfg.run.save_every = 1000;
+    cfg.run.threads = 0;
+    let out = tmp.path().join("run");
+    run_stage(&cfg, Stage::Teacher, &opts(&out)).unwrap();
+    let r = run_stage(&cfg, Stage::Student, &opts(&out)).unwrap();
+    let m = Model::load(&cfg.student_model().unwrap(), &r.weights, Device::Cpu).unwrap();
+    // Held out: Set5 "baby" is not among the training images.
+    let held = tmp.path().join("held");
+    std::fs::create_dir_all(&held).unwrap();
+    std::fs::copy(repo("data/Set5/baby.png"), held.join("baby.png")).unwrap();
+    let imgs = load_folder(&held, 4, 1).unwrap();
+    let rep = evaluate(
+        &m.net,
+        &imgs,
+        &gaussian8(4, &[2.0]).unwrap(),
+        Device::Cpu,
+        MetricVariant::Kdsr,
+        0,
+    )
+    .unwrap();
+    let (psnr, _, bic, _) = rep.mean;
+    assert!(
+        psnr > bic + 0.2,
+        "student {psnr:.2} dB vs bicubic {bic:.2} dB"
+    );
+}
