@@ -146,6 +146,53 @@ pub fn weights_from_bytes(
     Ok(out)
 }
 
+/// A stable hash of a set of weights: SHA-256 over every tensor in key order (key, shape and
+/// little-endian values), as lowercase hex, first 16 characters. It identifies the weights an ONNX
+/// graph or an IDR file was made from, whatever file they were read from.
+pub fn weights_hash(weights: &Weights) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (k, t) in weights {
+        h.update((k.len() as u64).to_le_bytes());
+        h.update(k.as_bytes());
+        h.update((t.shape.len() as u64).to_le_bytes());
+        for d in &t.shape {
+            h.update((*d as u64).to_le_bytes());
+        }
+        for v in &t.data {
+            h.update(v.to_le_bytes());
+        }
+    }
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Parses safetensors bytes into float32 tensors without checking them against a spec (for files
+/// that are not network checkpoints, e.g. IDR files). Non-float32 tensors are an error.
+pub fn weights_from_bytes_unchecked(bytes: &[u8], file: &str) -> Result<Weights> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| st_error(file, e))?;
+    let mut out = Weights::new();
+    for (key, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(Error::TensorDtype {
+                file: file.to_owned(),
+                key,
+                dtype: format!("{:?}", view.dtype()),
+            });
+        }
+        let data = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        out.insert(key, Tensor::new(view.shape().to_vec(), data)?);
+    }
+    Ok(out)
+}
+
 /// Reads and checks a safetensors weights file against `cfg`.
 pub fn load_weights(cfg: &KdsrConfig, path: &Path) -> Result<Weights> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {

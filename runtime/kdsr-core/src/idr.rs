@@ -1,0 +1,152 @@
+//! The IDR file (`.idr`): a degradation estimate to reuse — per image, or averaged over a camera's
+//! frames for the folded graphs. Safetensors with `D` `[C]` and `D_prime` `[4C]` (float32) and
+//! metadata: format version, the weights hash of the model that produced it, the number of images
+//! averaged and, optionally, a free-form source description.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::spec::checkpoint::{Tensor, weights_from_bytes_unchecked, weights_to_bytes};
+
+/// Format version written into every IDR file.
+pub const IDR_FORMAT: &str = "kdsr-idr-1";
+
+/// A degradation representation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Idr {
+    /// `D` (length C): what the SR network consumes.
+    pub d: Vec<f32>,
+    /// `D'` (length 4C): the vector the KD loss compares; used to name the nearest degradation.
+    pub d_prime: Vec<f32>,
+    /// [`crate::spec::checkpoint::weights_hash`] of the producing model.
+    pub weights_hash: String,
+    /// Number of images averaged (1 for a single image).
+    pub images: usize,
+    /// Where it came from (file or folder), informational.
+    pub source: String,
+}
+
+impl Idr {
+    /// Mean of several IDRs from the same model (a camera's frames). Errors on an empty list or
+    /// on IDRs from different models or of different lengths.
+    pub fn mean(items: &[Idr], source: &str) -> Result<Idr> {
+        let first = items.first().ok_or_else(|| Error::Config {
+            source_name: source.to_owned(),
+            message: "no IDR to average".to_owned(),
+        })?;
+        let mut d = vec![0f64; first.d.len()];
+        let mut dp = vec![0f64; first.d_prime.len()];
+        let mut images = 0;
+        for it in items {
+            if it.weights_hash != first.weights_hash
+                || it.d.len() != d.len()
+                || it.d_prime.len() != dp.len()
+            {
+                return Err(Error::Config {
+                    source_name: it.source.clone(),
+                    message: format!(
+                        "IDR from model {} (C={}) cannot be averaged with one from model {} (C={})",
+                        it.weights_hash,
+                        it.d.len(),
+                        first.weights_hash,
+                        first.d.len()
+                    ),
+                });
+            }
+            for (a, v) in d.iter_mut().zip(&it.d) {
+                *a += f64::from(*v) * it.images as f64;
+            }
+            for (a, v) in dp.iter_mut().zip(&it.d_prime) {
+                *a += f64::from(*v) * it.images as f64;
+            }
+            images += it.images;
+        }
+        let n = images.max(1) as f64;
+        Ok(Idr {
+            d: d.iter().map(|v| (v / n) as f32).collect(),
+            d_prime: dp.iter().map(|v| (v / n) as f32).collect(),
+            weights_hash: first.weights_hash.clone(),
+            images,
+            source: source.to_owned(),
+        })
+    }
+
+    /// Serialises to safetensors bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut w = BTreeMap::new();
+        w.insert(
+            "D".to_owned(),
+            Tensor::new(vec![self.d.len()], self.d.clone())?,
+        );
+        w.insert(
+            "D_prime".to_owned(),
+            Tensor::new(vec![self.d_prime.len()], self.d_prime.clone())?,
+        );
+        let meta = HashMap::from([
+            ("format".to_owned(), IDR_FORMAT.to_owned()),
+            ("weights_hash".to_owned(), self.weights_hash.clone()),
+            ("images".to_owned(), self.images.to_string()),
+            ("source".to_owned(), self.source.clone()),
+        ]);
+        weights_to_bytes(&w, Some(meta))
+    }
+
+    /// Writes the file atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        crate::fsutil::write_atomic(path, &self.to_bytes()?)
+    }
+
+    /// Parses safetensors bytes; `file` names the source in errors.
+    pub fn from_bytes(bytes: &[u8], file: &str) -> Result<Idr> {
+        let bad = |message: String| Error::Safetensors {
+            file: file.to_owned(),
+            message,
+        };
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        if meta.get("format").map(String::as_str) != Some(IDR_FORMAT) {
+            return Err(bad(format!(
+                "not an IDR file (format metadata must be `{IDR_FORMAT}`)"
+            )));
+        }
+        let w = weights_from_bytes_unchecked(bytes, file)?;
+        let get = |k: &str| -> Result<Vec<f32>> {
+            let t = w
+                .get(k)
+                .ok_or_else(|| bad(format!("missing tensor `{k}`")))?;
+            if t.shape.len() != 1 {
+                return Err(bad(format!(
+                    "tensor `{k}` has shape {:?}, expected one dimension",
+                    t.shape
+                )));
+            }
+            Ok(t.data.clone())
+        };
+        let (d, d_prime) = (get("D")?, get("D_prime")?);
+        if d_prime.len() != 4 * d.len() {
+            return Err(bad(format!(
+                "`D_prime` has {} values, expected 4 × {} (`D`)",
+                d_prime.len(),
+                d.len()
+            )));
+        }
+        Ok(Idr {
+            d,
+            d_prime,
+            weights_hash: meta.get("weights_hash").cloned().unwrap_or_default(),
+            images: meta.get("images").and_then(|v| v.parse().ok()).unwrap_or(1),
+            source: meta.get("source").cloned().unwrap_or_default(),
+        })
+    }
+
+    /// Reads an IDR file.
+    pub fn load(path: &Path) -> Result<Idr> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, &path.display().to_string())
+    }
+}
