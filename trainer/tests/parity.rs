@@ -185,3 +185,16 @@ fn checkpoint_round_trip_and_errors() {
         "{msg}"
     );
 }
+
+#[test]
+fn leaky_relu_is_the_scripted_kernel_with_slope_0_1() {
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let act = kdsr_trainer::model::layers::LeakyRelu::new(&vs.root());
+    assert!(act.is_scripted(), "the TorchScript leaky_relu did not load");
+    let x = Tensor::from_slice(&[-2.0f32, -0.5, 0.0, 0.5, 3.0]).set_requires_grad(true);
+    let y = act.forward(&x);
+    let want = [-0.2f32, -0.05, 0.0, 0.5, 3.0];
+    assert_eq!(Vec::<f32>::try_from(&y).unwrap(), want);
+    y.sum(None).backward();
+    assert_eq!(Vec::<f32>::try_from(x.grad()).unwrap(), [0.1f32, 0.1, 0.1, 1.0, 1.0]);
+}
