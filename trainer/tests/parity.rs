@@ -196,5 +196,8 @@ fn leaky_relu_is_the_scripted_kernel_with_slope_0_1() {
     let want = [-0.2f32, -0.05, 0.0, 0.5, 3.0];
     assert_eq!(Vec::<f32>::try_from(&y).unwrap(), want);
     y.sum(None).backward();
-    assert_eq!(Vec::<f32>::try_from(x.grad()).unwrap(), [0.1f32, 0.1, 0.1, 1.0, 1.0]);
+    assert_eq!(
+        Vec::<f32>::try_from(x.grad()).unwrap(),
+        [0.1f32, 0.1, 0.1, 1.0, 1.0]
+    );
 }
