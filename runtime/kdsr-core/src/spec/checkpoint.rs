@@ -133,17 +133,27 @@ pub fn weights_from_bytes(
         if only_sr && !key.starts_with("G.") {
             continue;
         }
-        if view.dtype() != Dtype::F32 {
-            continue;
-        }
-        let data = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        out.insert(key, Tensor::new(view.shape().to_vec(), data)?);
+        let t = f32_tensor(file, &key, &view)?;
+        out.insert(key, t);
     }
     Ok(out)
+}
+
+/// One float32 safetensors view as a [`Tensor`]; another dtype is [`Error::TensorDtype`].
+fn f32_tensor(file: &str, key: &str, view: &safetensors::tensor::TensorView) -> Result<Tensor> {
+    if view.dtype() != Dtype::F32 {
+        return Err(Error::TensorDtype {
+            file: file.to_owned(),
+            key: key.to_owned(),
+            dtype: format!("{:?}", view.dtype()),
+        });
+    }
+    let data = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Tensor::new(view.shape().to_vec(), data)
 }
 
 /// A stable hash of a set of weights: SHA-256 over every tensor in key order (key, shape and
@@ -176,19 +186,8 @@ pub fn weights_from_bytes_unchecked(bytes: &[u8], file: &str) -> Result<Weights>
     let st = SafeTensors::deserialize(bytes).map_err(|e| st_error(file, e))?;
     let mut out = Weights::new();
     for (key, view) in st.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(Error::TensorDtype {
-                file: file.to_owned(),
-                key,
-                dtype: format!("{:?}", view.dtype()),
-            });
-        }
-        let data = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        out.insert(key, Tensor::new(view.shape().to_vec(), data)?);
+        let t = f32_tensor(file, &key, &view)?;
+        out.insert(key, t);
     }
     Ok(out)
 }
