@@ -10,4 +10,5 @@ pub mod eval;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod paper;
 pub mod train;

@@ -95,6 +95,15 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             };
             let r = evaluate(&model.net, &images, &cases, device, a.metric, a.seed)?;
             md += &r.to_markdown(&format!("{set} — {name} ({} images)", images.len()));
+            if *suite == Suite::Gaussian8 && a.sigmas.is_empty() {
+                md += &crate::paper::table1_markdown(
+                    &set,
+                    &cfg.preset,
+                    r.mean.0,
+                    r.mean.1,
+                    (r.mean.2, r.mean.3),
+                );
+            }
             md += "\n";
             js.push(json!({"set": set, "suite": name, "images": images.len(), "report": r}));
             eprintln!(
