@@ -11,4 +11,5 @@ pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod paper;
+pub mod realworld;
 pub mod train;

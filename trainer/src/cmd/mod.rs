@@ -3,3 +3,4 @@
 pub mod eval;
 pub mod forward;
 pub mod train;
+pub mod train_gan;
