@@ -1,0 +1,28 @@
+//! `kdsr-converter`: KDSR student checkpoints → ONNX graphs, verified with tract.
+//!
+//! - [`network`]: a checked student config + weights ([`Network`]).
+//! - [`onnx`]: the graph builder and one file per layer kind; [`onnx::dynamic`],
+//!   [`onnx::ide_graph`], [`onnx::sr_graph`], [`onnx::folded`], [`onnx::batched`].
+//! - [`fold`]: an IDR's depthwise kernels computed in Rust (for folded graphs).
+//! - [`mod@reference`]: the naive plain-Rust forward every export is compared with.
+//! - [`idr_source`]: where a folded graph's IDR comes from (file, image, calibration folder).
+//! - [`verify`]: loading a graph back with tract, running and timing it.
+//! - [`export`]: build → verify → write atomically, and the report.
+//! - [`inspect`]: the canonical text dump of a graph (the golden files).
+//! - [`cmd`]: the `converter` subcommands.
+
+pub mod cmd;
+pub mod error;
+pub mod export;
+pub mod fold;
+pub mod graph;
+pub mod idr_source;
+pub mod inspect;
+pub mod network;
+pub mod onnx;
+pub mod reference;
+pub mod verify;
+
+pub use error::{ConvertError, Result};
+pub use graph::{ExportKind, GraphKind, Precision};
+pub use network::Network;

@@ -1,0 +1,119 @@
+//! Loading an exported graph back with tract 0.23.9 and running it: the ONNX bytes are parsed
+//! (`onnx().model_for_read`), every input gets a concrete shape (tract's fast conv kernels need
+//! concrete shapes), then `into_optimized` → `into_runnable`. Single-threaded.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tract_onnx::prelude::*;
+
+use crate::error::{ConvertError, Result};
+
+/// A float32 tensor crossing the tract boundary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Value {
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f32>,
+}
+
+impl Value {
+    /// Wraps values; fails if they do not fill the shape.
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
+        if shape.iter().product::<usize>() != data.len() {
+            return Err(ConvertError::Graph(format!(
+                "{} values do not fill shape {shape:?}",
+                data.len()
+            )));
+        }
+        Ok(Self { shape, data })
+    }
+}
+
+/// An optimized, runnable tract plan for fixed input shapes.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    plan: Arc<TypedRunnableModel>,
+    /// Seconds spent loading and optimizing.
+    pub load_s: f64,
+}
+
+impl Plan {
+    /// Parses ONNX `bytes` and optimizes them for inputs of `shapes` (in graph-input order).
+    pub fn new(bytes: &[u8], shapes: &[Vec<usize>]) -> Result<Self> {
+        let t0 = Instant::now();
+        let mut model = tract_onnx::onnx()
+            .model_for_read(&mut &bytes[..])
+            .map_err(|e| ConvertError::tract("loading the ONNX graph", e))?;
+        for (i, s) in shapes.iter().enumerate() {
+            model = model
+                .with_input_fact(i, f32::fact(s.as_slice()).into())
+                .map_err(|e| ConvertError::tract(format!("setting input {i} to {s:?}"), e))?;
+        }
+        let plan = model
+            .into_optimized()
+            .map_err(|e| ConvertError::tract(format!("optimizing for inputs {shapes:?}"), e))?
+            .into_runnable()
+            .map_err(|e| ConvertError::tract("making the plan runnable", e))?;
+        Ok(Self {
+            plan,
+            load_s: t0.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Runs the plan; returns the outputs in graph-output order.
+    pub fn run(&self, inputs: &[Value]) -> Result<Vec<Value>> {
+        let tv = inputs
+            .iter()
+            .map(|v| {
+                Tensor::from_shape(&v.shape, &v.data)
+                    .map(|t| t.into_tvalue())
+                    .map_err(|e| ConvertError::tract("building an input tensor", e))
+            })
+            .collect::<Result<TVec<_>>>()?;
+        let out = self
+            .plan
+            .run(tv)
+            .map_err(|e| ConvertError::tract("running the graph", e))?;
+        out.iter()
+            .map(|t| {
+                let data = t
+                    .to_plain_array_view::<f32>()
+                    .map_err(|e| ConvertError::tract("reading an output", e))?
+                    .iter()
+                    .copied()
+                    .collect();
+                Value::new(t.shape().to_vec(), data)
+            })
+            .collect()
+    }
+
+    /// Median wall time of `iters` runs (after one warm-up run), in milliseconds.
+    pub fn time_ms(&self, inputs: &[Value], iters: usize) -> Result<f64> {
+        self.run(inputs)?;
+        let mut t = Vec::with_capacity(iters.max(1));
+        for _ in 0..iters.max(1) {
+            let t0 = Instant::now();
+            self.run(inputs)?;
+            t.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        t.sort_by(f64::total_cmp);
+        Ok(t[t.len() / 2])
+    }
+}
+
+/// Largest absolute difference between two equally long slices (∞ when the lengths differ or a
+/// value is NaN).
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() {
+        return f64::INFINITY;
+    }
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let d = (f64::from(*x) - f64::from(*y)).abs();
+            if d.is_nan() { f64::INFINITY } else { d }
+        })
+        .fold(0.0, f64::max)
+}

@@ -1,0 +1,97 @@
+//! Shared test helpers: the official small vectors (C 16, N 2, R 2, ×4, batch 2) and the tiny
+//! student built from them.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::PathBuf;
+
+use kdsr_converter::Network;
+use kdsr_converter::verify::Value;
+use kdsr_core::Planar;
+use kdsr_core::spec::KdsrConfig;
+use kdsr_core::spec::checkpoint::{Tensor, Weights, weights_from_bytes_unchecked};
+
+/// A file of `tests/fixtures/reference/vectors/`.
+pub fn vectors(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/reference/vectors")
+        .join(name)
+}
+
+/// The official student weights.
+pub fn weights_path() -> PathBuf {
+    vectors("small_student_weights.safetensors")
+}
+
+/// The tiny student with the official weights.
+pub fn net() -> Network {
+    Network::load(Some(KdsrConfig::student_tiny()), &weights_path()).unwrap()
+}
+
+/// The tensors of `small_io.safetensors`.
+pub fn io() -> Weights {
+    let p = vectors("small_io.safetensors");
+    weights_from_bytes_unchecked(&std::fs::read(&p).unwrap(), &p.display().to_string()).unwrap()
+}
+
+/// Sample `b` of a tensor whose first dim is the batch, as a [`Value`] with batch 1.
+pub fn sample(t: &Tensor, b: usize) -> Value {
+    let n: usize = t.shape[1..].iter().product();
+    let mut shape = t.shape.clone();
+    shape[0] = 1;
+    Value::new(shape, t.data[b * n..(b + 1) * n].to_vec()).unwrap()
+}
+
+/// Sample `b` of an image tensor `[B, C, H, W]` as a [`Planar`].
+pub fn planar(t: &Tensor, b: usize) -> Planar {
+    let v = sample(t, b);
+    Planar::new(v.shape[1], v.shape[2], v.shape[3], v.data).unwrap()
+}
+
+/// Max abs difference, asserting equal lengths.
+pub fn max_abs(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Asserts `max |got − want| <= tol`, printing the value.
+pub fn check(what: &str, got: &[f32], want: &[f32], tol: f64) {
+    let d = max_abs(got, want);
+    eprintln!("{what}: max |Δ| = {d:.3e} (tolerance {tol:.0e})");
+    assert!(d <= tol, "{what}: max |Δ| = {d:e} > {tol:e}");
+}
+
+/// Deterministic pseudo-random weights for any config (uniform in ±1/sqrt(fan_in), with the
+/// official identity / ±mean MeanShifts), for configs without official vectors.
+pub fn random_weights(cfg: &KdsrConfig, seed: u64) -> Weights {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    let mut w = Weights::new();
+    for t in cfg.tensors() {
+        let n = t.numel();
+        let data = match t.key.as_str() {
+            "G.sub_mean.weight" | "G.add_mean.weight" => {
+                (0..9).map(|i| if i % 4 == 0 { 1.0 } else { 0.0 }).collect()
+            }
+            "G.sub_mean.bias" => kdsr_core::spec::RGB_MEAN.iter().map(|m| -m).collect(),
+            "G.add_mean.bias" => kdsr_core::spec::RGB_MEAN.to_vec(),
+            _ => {
+                let fan_in: usize = t.shape[1..].iter().product::<usize>().max(1);
+                let fan_in = if t.shape.len() == 1 { 16 } else { fan_in };
+                let bound = 1.0 / (fan_in as f32).sqrt();
+                (0..n).map(|_| next() * bound).collect()
+            }
+        };
+        w.insert(t.key.clone(), Tensor::new(t.shape.clone(), data).unwrap());
+    }
+    w
+}
