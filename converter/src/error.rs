@@ -86,6 +86,24 @@ pub enum ConvertError {
         /// Tolerance (absolute, already scaled).
         tolerance: f64,
     },
+    /// A reduced-precision graph whose output is too far from the float32 reference forward.
+    #[error(
+        "verification failed: {graph} output `{output}` on {input} is {psnr:.2} dB PSNR from the \
+         float32 reference (floor {floor:.2} dB; lower it with --min-psnr, or --exclude the \
+         sensitive nodes)"
+    )]
+    Psnr {
+        /// Graph kind.
+        graph: String,
+        /// Output name.
+        output: String,
+        /// The input it was measured on.
+        input: String,
+        /// PSNR found, dB.
+        psnr: f64,
+        /// The floor, dB.
+        floor: f64,
+    },
     /// An ONNX file that cannot be decoded.
     #[error("ONNX {}: {message}", path.display())]
     Onnx {
@@ -127,7 +145,9 @@ impl ConvertError {
             | ConvertError::Options(_)
             | ConvertError::Onnx { .. }
             | ConvertError::Image { .. } => 3,
-            ConvertError::Tract { .. } | ConvertError::Verification { .. } => 4,
+            ConvertError::Tract { .. }
+            | ConvertError::Verification { .. }
+            | ConvertError::Psnr { .. } => 4,
             ConvertError::Graph(_) => 1,
         }
     }

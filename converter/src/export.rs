@@ -14,11 +14,14 @@ use serde::Serialize;
 use tract_onnx::pb::ModelProto;
 
 use crate::error::{ConvertError, Result};
-use crate::graph::{ExportKind, GraphKind, Precision};
-use crate::idr_source::{self, IdrSource};
+use crate::graph::{ExportKind, GraphKind, Precision, output_floor};
+use crate::idr_source::{self, IdeRunner, IdrSource};
 use crate::network::Network;
+use crate::quantize::calibrate::CalibOptions;
+use crate::quantize::report::{QuantReport, quant_report};
+use crate::quantize::{self as quant, QuantizeOptions};
 use crate::reference;
-use crate::verify::{Plan, Value, max_abs_diff};
+use crate::verify::{Plan, Value, max_abs_diff, psnr, psnr_peak};
 use crate::{inspect, onnx};
 
 /// LR size the report's MAC counts are given at (the paper's 180×320).
@@ -106,8 +109,10 @@ pub struct ExportOptions {
     pub kind: ExportKind,
     /// Batch size, for [`ExportKind::Batched`] only.
     pub batch: Option<usize>,
-    /// Weight precision.
+    /// Weight (and activation) precision.
     pub precision: Precision,
+    /// Calibration, exclusions and kernel-path handling of a reduced precision.
+    pub quantize: QuantizeOptions,
     /// IDR source, for [`ExportKind::Folded`] only.
     pub idr: Option<IdrSource>,
     /// Fold an IDR file made by other weights.
@@ -116,6 +121,8 @@ pub struct ExportOptions {
     pub test_input: TestInput,
     /// Relative tolerance of the verification (`None`: [`Precision::default_tolerance`]).
     pub tolerance: Option<f64>,
+    /// PSNR floor (dB vs float32) of the verification (`None`: [`Precision::default_min_psnr`]).
+    pub min_psnr: Option<f64>,
     /// LR size (`height`, `width`) to time tract at; `None` skips timing.
     pub bench_size: Option<(usize, usize)>,
     /// Timed runs (median reported).
@@ -128,10 +135,12 @@ impl Default for ExportOptions {
             kind: ExportKind::Dynamic,
             batch: None,
             precision: Precision::F32,
+            quantize: QuantizeOptions::default(),
             idr: None,
             force: false,
             test_input: TestInput::Synthetic(32, 32),
             tolerance: None,
+            min_psnr: None,
             bench_size: Some((64, 64)),
             bench_iters: 5,
         }
@@ -164,7 +173,61 @@ impl ExportOptions {
         if self.tolerance.is_some_and(|t| !(t.is_finite() && t >= 0.0)) {
             return opt("--tolerance must be a finite number >= 0");
         }
+        if self.min_psnr.is_some_and(|t| !t.is_finite()) {
+            return opt("--min-psnr must be a finite number of dB");
+        }
+        let q = &self.quantize;
+        if self.precision == Precision::F32 && (q.calib.is_some() || !q.exclude.is_empty()) {
+            return opt(
+                "--calib-data and --exclude apply only with --quantize int8, int8-weights or f16",
+            );
+        }
+        if self.precision == Precision::Int8 {
+            if self.kind == ExportKind::Batched {
+                return opt(
+                    "--quantize int8 supports --graph dynamic, split and folded, not batched (a \
+                     throughput graph for tract, where int8 QDQ runs slower than f32); export the \
+                     batched graph with --quantize int8-weights or f16",
+                );
+            }
+            if q.calib.is_none() {
+                return opt("--quantize int8 needs calibration images: --calib-data DIR");
+            }
+        }
+        if let Some(c) = &q.calib {
+            c.validate()?;
+        }
         Ok(())
+    }
+
+    /// The verification limits: the options' own, else the precision's defaults.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            rel_tol: self
+                .tolerance
+                .or_else(|| self.precision.default_tolerance()),
+            min_psnr: self.min_psnr.or_else(|| self.precision.default_min_psnr()),
+        }
+    }
+}
+
+/// What a graph must satisfy against the float32 reference forward.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Limits {
+    /// Max abs difference, relative to max(1, largest reference magnitude).
+    pub rel_tol: Option<f64>,
+    /// PSNR floor in dB of the image output ([`psnr_peak`]); vector outputs get
+    /// [`crate::graph::VECTOR_PSNR_MARGIN`] dB less.
+    pub min_psnr: Option<f64>,
+}
+
+impl Limits {
+    /// A relative tolerance only (the float32 check).
+    pub fn rel(t: f64) -> Self {
+        Self {
+            rel_tol: Some(t),
+            min_psnr: None,
+        }
     }
 }
 
@@ -203,6 +266,20 @@ pub struct Built {
     pub model: ModelProto,
     /// Its encoding.
     pub bytes: Vec<u8>,
+    /// For a reduced precision, the encoding of the float32 graph it was made from.
+    pub float: Option<Vec<u8>>,
+}
+
+impl Built {
+    /// Wraps a model (no float32 original).
+    pub fn new(kind: GraphKind, model: ModelProto) -> Self {
+        Self {
+            kind,
+            bytes: onnx::encode(&model),
+            model,
+            float: None,
+        }
+    }
 }
 
 /// The folded IDR and its `kdsr.idr_source` description.
@@ -215,10 +292,20 @@ pub struct FoldedIdr {
 }
 
 /// Builds the graphs of `opts.kind` (after [`ExportOptions::validate`]); resolves the IDR of a
-/// folded export.
+/// folded export; quantizes them to `opts.precision` (loading the calibration images of an int8
+/// export).
 pub fn build(net: &Network, opts: &ExportOptions) -> Result<(Vec<Built>, Option<FoldedIdr>)> {
     opts.validate()?;
-    let p = opts.precision;
+    let crops = match (&opts.quantize.calib, opts.precision) {
+        (Some(c), Precision::Int8) => Some(c.crops()?),
+        _ => None,
+    };
+    build_with(net, opts, crops.as_deref())
+}
+
+/// The float32 graphs of `opts.kind`, and the folded IDR.
+fn build_float(net: &Network, opts: &ExportOptions) -> Result<(Vec<Built>, Option<FoldedIdr>)> {
+    let p = Precision::F32;
     let mut folded_idr = None;
     let models = match opts.kind {
         ExportKind::Dynamic => vec![(GraphKind::Dynamic, onnx::dynamic(net, p)?)],
@@ -245,13 +332,58 @@ pub fn build(net: &Network, opts: &ExportOptions) -> Result<(Vec<Built>, Option<
     };
     let built = models
         .into_iter()
-        .map(|(kind, model)| Built {
-            kind,
-            bytes: onnx::encode(&model),
-            model,
-        })
+        .map(|(kind, model)| Built::new(kind, model))
         .collect();
     Ok((built, folded_idr))
+}
+
+/// The graph inputs of `kind` for each LR image: `lr` (batched: the image `batch` times), and
+/// for the SR graph `D` from the float32 IDE run in tract.
+pub fn feeds(
+    net: &Network,
+    kind: GraphKind,
+    images: &[Planar],
+    batch: usize,
+) -> Result<Vec<Vec<Value>>> {
+    let mut ide = match kind {
+        GraphKind::Sr => Some(IdeRunner::new(net)?),
+        _ => None,
+    };
+    images
+        .iter()
+        .map(|img| {
+            let [c, h, w] = img.shape();
+            let n = if kind == GraphKind::Batched { batch } else { 1 };
+            let lr = Value::new(vec![n, c, h, w], img.data().repeat(n))?;
+            let mut f = vec![lr];
+            if let Some(r) = ide.as_mut() {
+                let d = r.run(img, "calibration")?.d;
+                f.push(Value::new(vec![1, d.len()], d)?);
+            }
+            Ok(f)
+        })
+        .collect()
+}
+
+/// [`build`] with the calibration crops already loaded (required for int8).
+pub fn build_with(
+    net: &Network,
+    opts: &ExportOptions,
+    crops: Option<&[Planar]>,
+) -> Result<(Vec<Built>, Option<FoldedIdr>)> {
+    opts.validate()?;
+    let (float, folded) = build_float(net, opts)?;
+    if opts.precision == Precision::F32 {
+        return Ok((float, folded));
+    }
+    let models: Vec<&ModelProto> = float.iter().map(|b| &b.model).collect();
+    quant::check_exclusions(&models, &opts.quantize.exclude)?;
+    let batch = opts.batch.unwrap_or(1);
+    let out = float
+        .into_iter()
+        .map(|f| quant::quantize_graph(net, f, opts.precision, &opts.quantize, crops, batch))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((out, folded))
 }
 
 /// What the report says about one written graph.
@@ -273,14 +405,19 @@ pub struct GraphReport {
     pub test_shapes: BTreeMap<String, Vec<usize>>,
     /// Max abs difference between tract and the reference forward, per output.
     pub max_abs_diff: BTreeMap<String, f64>,
-    /// Absolute tolerance applied (relative tolerance × max(1, largest reference magnitude)).
-    pub tolerance: f64,
+    /// Absolute tolerance applied (relative tolerance × max(1, largest reference magnitude));
+    /// `None` for the int8 precisions (checked by PSNR).
+    pub tolerance: Option<f64>,
     /// tract load + optimize time at the test size, ms.
     pub tract_load_ms: f64,
     /// LR size (`[height, width]`) of the timing, if timed.
     pub bench_size: Option<[usize; 2]>,
     /// Median tract latency at `bench_size`, ms, one thread.
     pub latency_ms: Option<f64>,
+    /// Reduced precisions: size, accuracy and speed against the float32 graph
+    /// ([`crate::quantize::report`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<QuantReport>,
 }
 
 /// The IDR a folded export used.
@@ -360,13 +497,18 @@ impl Report {
                 .iter()
                 .map(|(k, v)| format!("{k} {v:.2e}"))
                 .collect();
+            let tol = g
+                .tolerance
+                .map_or_else(String::new, |t| format!(" (tolerance {t:.1e})"));
             let _ = writeln!(
                 s,
-                "  tract vs reference forward ({}): max |Δ| {} (tolerance {:.1e})",
+                "  tract vs reference forward ({}): max |Δ| {}{tol}",
                 g.test_input,
                 diffs.join(", "),
-                g.tolerance
             );
+            if let Some(q) = &g.quantization {
+                s.push_str(&q.to_text());
+            }
             match (g.bench_size, g.latency_ms) {
                 (Some([h, w]), Some(ms)) => {
                     let _ = writeln!(
@@ -488,21 +630,24 @@ pub struct Verified {
     pub reference: Named,
     /// Max abs difference per output.
     pub max_abs_diff: BTreeMap<String, f64>,
-    /// Absolute tolerance applied.
-    pub tolerance: f64,
+    /// PSNR (dB) per output against the reference ([`psnr_peak`]).
+    pub psnr_db: BTreeMap<String, f64>,
+    /// Absolute tolerance applied, if any.
+    pub tolerance: Option<f64>,
     /// Load + optimize time, ms.
     pub load_ms: f64,
 }
 
-/// Loads `built` with tract at the test input's shapes, runs it, compares it with the reference
-/// forward and fails with [`ConvertError::Verification`] above the tolerance (relative
-/// `rel_tol` × max(1, largest reference magnitude)).
+/// Loads `built` with tract at the test input's shapes, runs it and compares it with the
+/// reference forward: fails with [`ConvertError::Verification`] when an output differs by more
+/// than `limits.rel_tol` × max(1, largest reference magnitude), and with [`ConvertError::Psnr`]
+/// when its PSNR is below `limits.min_psnr`.
 pub fn verify(
     net: &Network,
     built: &Built,
     images: &[Planar],
     folded: Option<&Idr>,
-    rel_tol: f64,
+    limits: Limits,
 ) -> Result<Verified> {
     let (inputs, reference) = reference_case(net, built.kind, images, folded)?;
     let shapes: Vec<Vec<usize>> = inputs.iter().map(|(_, v)| v.shape.clone()).collect();
@@ -518,27 +663,45 @@ pub fn verify(
         )));
     }
     let mut diffs = BTreeMap::new();
+    let mut psnrs = BTreeMap::new();
     let scale = reference
         .iter()
         .flat_map(|(_, v)| v.data.iter())
         .fold(1f64, |m, x| m.max(f64::from(x.abs())));
-    let tolerance = rel_tol * scale;
+    let tolerance = limits.rel_tol.map(|t| t * scale);
     let mut tract = Vec::new();
     for ((name, want), got) in reference.iter().zip(out) {
-        let d = if got.shape == want.shape {
-            max_abs_diff(&got.data, &want.data)
+        let (d, p) = if got.shape == want.shape {
+            (
+                max_abs_diff(&got.data, &want.data),
+                psnr(&got.data, &want.data, psnr_peak(name, &want.data)),
+            )
         } else {
-            f64::INFINITY
+            (f64::INFINITY, 0.0)
         };
-        if d.is_nan() || d > tolerance {
-            return Err(ConvertError::Verification {
-                graph: built.kind.to_string(),
-                output: name.clone(),
-                diff: d,
-                tolerance,
-            });
+        if let Some(tol) = tolerance {
+            if d.is_nan() || d > tol {
+                return Err(ConvertError::Verification {
+                    graph: built.kind.to_string(),
+                    output: name.clone(),
+                    diff: d,
+                    tolerance: tol,
+                });
+            }
+        }
+        if let Some(floor) = limits.min_psnr.map(|f| output_floor(name, f)) {
+            if p.is_nan() || p < floor {
+                return Err(ConvertError::Psnr {
+                    graph: built.kind.to_string(),
+                    output: name.clone(),
+                    input: "the test input".into(),
+                    psnr: p,
+                    floor,
+                });
+            }
         }
         diffs.insert(name.clone(), d);
+        psnrs.insert(name.clone(), p);
         tract.push((name.clone(), got));
     }
     Ok(Verified {
@@ -546,6 +709,7 @@ pub fn verify(
         tract,
         reference,
         max_abs_diff: diffs,
+        psnr_db: psnrs,
         tolerance,
         load_ms: plan.load_s * 1e3,
     })
@@ -560,6 +724,19 @@ pub fn bench(
     w: usize,
     iters: usize,
 ) -> Result<f64> {
+    bench_bytes(net, built.kind, &built.bytes, batch, h, w, iters)
+}
+
+/// Median tract latency (ms) of the graph `bytes` of `kind` at LR `h × w`.
+pub fn bench_bytes(
+    net: &Network,
+    kind: GraphKind,
+    bytes: &[u8],
+    batch: usize,
+    h: usize,
+    w: usize,
+    iters: usize,
+) -> Result<f64> {
     let imgs = (0..batch.max(1))
         .map(|b| test_image(h, w, b as u32))
         .collect::<Result<Vec<_>>>()?;
@@ -568,14 +745,14 @@ pub fn bench(
         imgs.iter().flat_map(|i| i.data().to_vec()).collect(),
     )?;
     let mut inputs = vec![lr];
-    if built.kind == GraphKind::Sr {
+    if kind == GraphKind::Sr {
         inputs.push(Value::new(
             vec![1, net.config.n_feats],
             vec![0.05; net.config.n_feats],
         )?);
     }
     let shapes: Vec<Vec<usize>> = inputs.iter().map(|v| v.shape.clone()).collect();
-    Plan::new(&built.bytes, &shapes)?.time_ms(&inputs, iters)
+    Plan::new(bytes, &shapes)?.time_ms(&inputs, iters)
 }
 
 /// Builds, verifies, times and writes the export; returns the report. Nothing is written unless
@@ -597,11 +774,16 @@ pub fn export(net: &Network, opts: &ExportOptions, out: &Path) -> Result<Report>
             }
         }
     }
-    let (built, folded) = build(net, opts)?;
+    let crops = opts
+        .quantize
+        .calib
+        .as_ref()
+        .filter(|_| opts.precision.is_reduced())
+        .map(CalibOptions::crops)
+        .transpose()?;
+    let (built, folded) = build_with(net, opts, crops.as_deref())?;
     let batch = opts.batch.unwrap_or(1);
-    let rel_tol = opts
-        .tolerance
-        .unwrap_or_else(|| opts.precision.default_tolerance());
+    let limits = opts.limits();
     let mut reports = Vec::new();
     for (b, (_, path)) in built.iter().zip(&paths) {
         let n = if b.kind == GraphKind::Batched {
@@ -610,9 +792,28 @@ pub fn export(net: &Network, opts: &ExportOptions, out: &Path) -> Result<Report>
             1
         };
         let images = opts.test_input.images(n)?;
-        let v = verify(net, b, &images, folded.as_ref().map(|f| &f.idr), rel_tol)?;
+        let v = verify(net, b, &images, folded.as_ref().map(|f| &f.idr), limits)?;
         let latency = match opts.bench_size {
             Some((h, w)) => Some(bench(net, b, n, h, w, opts.bench_iters)?),
+            None => None,
+        };
+        let quantization = match &b.float {
+            Some(float) => {
+                let float_latency = match opts.bench_size {
+                    Some((h, w)) => {
+                        Some(bench_bytes(net, b.kind, float, n, h, w, opts.bench_iters)?)
+                    }
+                    None => None,
+                };
+                Some(quant_report(
+                    net,
+                    b,
+                    opts,
+                    &v.psnr_db,
+                    crops.as_deref(),
+                    float_latency,
+                )?)
+            }
             None => None,
         };
         reports.push(GraphReport {
@@ -632,6 +833,7 @@ pub fn export(net: &Network, opts: &ExportOptions, out: &Path) -> Result<Report>
             tract_load_ms: v.load_ms,
             bench_size: opts.bench_size.map(|(h, w)| [h, w]),
             latency_ms: latency,
+            quantization,
         });
     }
     let mut written: Vec<&Path> = Vec::new();

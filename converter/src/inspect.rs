@@ -1,7 +1,7 @@
 //! The canonical text dump of an ONNX graph, the form of the golden files
 //! (`converter/tests/golden/*.txt`) and of `converter inspect`: header and metadata, inputs and
 //! outputs with their shapes, every initializer with dtype, shape and a short content hash (int64
-//! shape constants also show their values), then the nodes in order with their inputs, their
+//! shape constants and scalar quantization scales / zero points also show their values), then the nodes in order with their inputs, their
 //! attributes sorted by name and the output shape tract infers with the symbolic input dims
 //! (`[1,16,h,w]`). Any change in structure, attributes, shapes or weights changes the dump.
 
@@ -99,6 +99,21 @@ pub fn tensor_f32(t: &pb::TensorProto) -> Result<Vec<f32>> {
     Ok(v)
 }
 
+/// The value of a rank-0 float32, uint8 or int8 tensor (a quantization scale or zero point), as
+/// text; `None` for other tensors.
+fn scalar(t: &pb::TensorProto) -> Option<String> {
+    let b = tensor_bytes(t);
+    match DataType::try_from(t.data_type).ok()? {
+        DataType::Float => Some(format!(
+            "{:?}",
+            f32::from_le_bytes(b.get(..4)?.try_into().ok()?)
+        )),
+        DataType::Uint8 => Some(b.first()?.to_string()),
+        DataType::Int8 => Some((*b.first()? as i8).to_string()),
+        _ => None,
+    }
+}
+
 /// First 8 hex digits of SHA-256 over a tensor's dtype, shape and bytes.
 pub fn short_hash(t: &pb::TensorProto) -> String {
     let mut h = Sha256::new();
@@ -134,16 +149,25 @@ fn fmt_attr(a: &pb::AttributeProto) -> String {
     format!("{}={v}", a.name)
 }
 
-/// Parameters of a graph: the elements of its float initializers (float32 or float16).
+/// Parameters of a graph: the elements of its weight initializers — float32, float16, and the
+/// int8 / int32 values of quantized weights and biases — not counting int64 shape constants or
+/// the scales and zero points of `QuantizeLinear` / `DequantizeLinear`. A graph and its
+/// quantized forms have the same count.
 pub fn param_count(model: &pb::ModelProto) -> usize {
     model.graph.as_ref().map_or(0, |g| {
+        let qparams: std::collections::HashSet<&str> = g
+            .node
+            .iter()
+            .filter(|n| matches!(n.op_type.as_str(), "QuantizeLinear" | "DequantizeLinear"))
+            .flat_map(|n| n.input.iter().skip(1).map(String::as_str))
+            .collect();
         g.initializer
             .iter()
             .filter(|t| {
                 matches!(
                     DataType::try_from(t.data_type),
-                    Ok(DataType::Float | DataType::Float16)
-                )
+                    Ok(DataType::Float | DataType::Float16 | DataType::Int8 | DataType::Int32)
+                ) && !qparams.contains(t.name.as_str())
             })
             .map(numel)
             .sum()
@@ -231,6 +255,11 @@ pub fn dump(model: &pb::ModelProto, shapes: Option<&HashMap<String, String>>) ->
             dims.join(","),
             short_hash(t)
         );
+        if numel(t) == 1 && t.dims.is_empty() {
+            if let Some(v) = scalar(t) {
+                let _ = write!(line, " = {v}");
+            }
+        }
         if t.data_type == DataType::Int64 as i32 && numel(t) <= 8 {
             let v: Vec<String> = tensor_bytes(t)
                 .chunks_exact(8)

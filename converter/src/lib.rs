@@ -6,6 +6,8 @@
 //! - [`fold`]: an IDR's depthwise kernels computed in Rust (for folded graphs).
 //! - [`mod@reference`]: the naive plain-Rust forward every export is compared with.
 //! - [`idr_source`]: where a folded graph's IDR comes from (file, image, calibration folder).
+//! - [`quantize`]: f16, int8-weights and static int8 (QDQ, calibrated) graphs from the float32
+//!   ones.
 //! - [`verify`]: loading a graph back with tract, running and timing it.
 //! - [`export`]: build → verify → write atomically, and the report.
 //! - [`inspect`]: the canonical text dump of a graph (the golden files).
@@ -20,6 +22,7 @@ pub mod idr_source;
 pub mod inspect;
 pub mod network;
 pub mod onnx;
+pub mod quantize;
 pub mod reference;
 pub mod verify;
 

@@ -117,3 +117,36 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
         })
         .fold(0.0, f64::max)
 }
+
+/// PSNR in dB of `got` against `want` with the given `peak`: `10·log10(peak² / MSE)`; `+∞` when
+/// they are equal, `0` when the lengths differ or a value is NaN.
+pub fn psnr(got: &[f32], want: &[f32], peak: f64) -> f64 {
+    if got.len() != want.len() || got.is_empty() {
+        return 0.0;
+    }
+    let se: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+        .sum();
+    let mse = se / got.len() as f64;
+    if mse.is_nan() {
+        0.0
+    } else if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (peak * peak / mse).log10()
+    }
+}
+
+/// The PSNR peak of a graph output: 1 for the image `sr` (RGB in [0, 1]), the largest magnitude
+/// of the reference for a vector such as `D` (at least `1e-12`).
+pub fn psnr_peak(output: &str, reference: &[f32]) -> f64 {
+    if output == crate::onnx::sr::SR {
+        1.0
+    } else {
+        reference
+            .iter()
+            .fold(1e-12f64, |m, v| m.max(f64::from(v.abs())))
+    }
+}

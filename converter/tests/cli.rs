@@ -84,6 +84,75 @@ fn export_writes_model_and_json_report() {
 }
 
 #[test]
+fn quantized_export_reports_size_psnr_and_speed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tiny-int8.onnx");
+    let w = weights_path();
+    let calib = common::calib_dir();
+    let baby = common::data("Set5/baby.png");
+    let o = converter(&[
+        "export",
+        "--config",
+        "student-tiny",
+        "--weights",
+        w.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quantize",
+        "int8",
+        "--calib-data",
+        calib.to_str().unwrap(),
+        "--calib-images",
+        "3",
+        "--calib-method",
+        "minmax",
+        "--exclude",
+        "G.head.0",
+        "--test-image",
+        baby.to_str().unwrap(),
+        "--bench-size",
+        "16x16",
+        "--bench-iters",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["precision"], "int8");
+    let q = &j["graphs"][0]["quantization"];
+    assert!(q["size_ratio"].as_f64().unwrap() < 0.5, "{q}");
+    assert!(q["psnr_db"]["sr"].as_f64().unwrap() >= 30.0, "{q}");
+    assert_eq!(q["real_images"]["images"], 3);
+    assert_eq!(q["calibration"]["method"], "minmax");
+    assert_eq!(q["exclude"][0], "G.head.0");
+    assert!(q["float_latency_ms"].as_f64().unwrap() > 0.0);
+    assert!(q["note"].as_str().unwrap().contains("no faster than f32"));
+    assert_eq!(files_in(dir.path()), ["tiny-int8.onnx"]);
+    let o = converter(&["inspect", out.to_str().unwrap()]);
+    let dump = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        dump.contains("kdsr.precision = int8") && dump.contains("kdsr.quant_exclude = G.head.0"),
+        "{dump}"
+    );
+    // `--precision` is the old name of `--quantize`.
+    let out = dir.path().join("tiny-f16.onnx");
+    let o = converter(&[
+        "export",
+        "--config",
+        "student-tiny",
+        "--weights",
+        w.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--precision",
+        "f16",
+        "--no-bench",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("x the float32 file"));
+}
+
+#[test]
 fn split_export_writes_two_files_with_suffixes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("edge.onnx");
@@ -117,6 +186,7 @@ fn failing_exports_exit_nonzero_and_leave_no_file() {
     let (w, out_s) = (w.to_str().unwrap(), out.to_str().unwrap());
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
+    let no_images = format!("calibration folder {}: no images", empty.display());
     let cases: Vec<(Vec<&str>, &str, i32)> = vec![
         (vec!["--config", "teacher-tiny"], "teacher-tiny", 3),
         (
@@ -146,6 +216,47 @@ fn failing_exports_exit_nonzero_and_leave_no_file() {
         (
             vec!["--config", "student-tiny", "--tolerance", "0"],
             "verification failed",
+            4,
+        ),
+        (
+            vec![
+                "--config",
+                "student-tiny",
+                "--quantize",
+                "int8",
+                "--calib-data",
+                empty.to_str().unwrap(),
+            ],
+            &no_images,
+            3,
+        ),
+        (
+            vec!["--config", "student-tiny", "--quantize", "int8"],
+            "--calib-data",
+            3,
+        ),
+        (
+            vec![
+                "--config",
+                "student-tiny",
+                "--quantize",
+                "int8-weights",
+                "--exclude",
+                "G.tail.7",
+            ],
+            "closest node names: G.tail.1",
+            3,
+        ),
+        (
+            vec![
+                "--config",
+                "student-tiny",
+                "--quantize",
+                "int8-weights",
+                "--min-psnr",
+                "300",
+            ],
+            "dB PSNR from the float32 reference",
             4,
         ),
     ];

@@ -1,15 +1,19 @@
-//! Golden dumps of every graph kind for the official small student (`tests/golden/*.txt`):
-//! metadata, input/output shapes, initializers with shapes and content hashes, nodes in order with
-//! attributes and tract-inferred output shapes. Any change to a graph fails here; review the diff
+//! Golden dumps of every graph kind for the official small student (`tests/golden/*.txt`), and of
+//! its dynamic graph at int8 (QDQ, with fixed activation ranges: calibrated ranges depend on float
+//! summation order), int8-weights and f16: metadata, input/output shapes, initializers with
+//! shapes and content hashes, nodes in order with attributes and tract-inferred output shapes. Any change to a graph fails here; review the diff
 //! and regenerate with `KDSR_UPDATE_GOLDEN=1 cargo test -p kdsr-converter --test golden`.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::{io, net, sample};
 use kdsr_converter::inspect::{dump, dump_bytes, node_shapes};
+use kdsr_converter::quantize::rewrite::{calibration_tensors, insert_qdq};
+use kdsr_converter::quantize::{KernelQuant, Range};
 use kdsr_converter::{Precision, onnx};
 use kdsr_core::idr::Idr;
 use tract_onnx::pb::ModelProto;
@@ -40,7 +44,42 @@ fn graphs() -> Vec<(&'static str, ModelProto)> {
             onnx::folded(&net, &idr, "idr:small_io-sample0.idr", p).unwrap(),
         ),
         ("batched", onnx::batched(&net, 2, p).unwrap()),
+        (
+            "dynamic-int8",
+            int8_fixed_ranges(&onnx::dynamic(&net, p).unwrap()),
+        ),
+        (
+            "dynamic-int8-weights",
+            onnx::dynamic(&net, Precision::Int8Weights).unwrap(),
+        ),
+        ("dynamic-f16", onnx::dynamic(&net, Precision::F16).unwrap()),
     ]
+}
+
+/// The int8 QDQ form of `m` with the range [0, 1] on graph inputs and [-1, 1] everywhere else.
+fn int8_fixed_ranges(m: &ModelProto) -> ModelProto {
+    let k = KernelQuant::Weights;
+    let inputs: Vec<&str> = m
+        .graph
+        .as_ref()
+        .unwrap()
+        .input
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
+    let ranges: BTreeMap<String, Range> = calibration_tensors(m, &[], k)
+        .unwrap()
+        .into_iter()
+        .map(|t| {
+            let min = if inputs.contains(&t.as_str()) {
+                0.0
+            } else {
+                -1.0
+            };
+            (t, Range { min, max: 1.0 })
+        })
+        .collect();
+    insert_qdq(m, &ranges, &[], k, &[]).unwrap()
 }
 
 fn first_difference(a: &str, b: &str) -> String {

@@ -1,8 +1,10 @@
-//! Writes every graph kind, with the inputs it was verified on and the outputs tract produced,
-//! for `converter/tests/ort_check.py` (onnxruntime must agree with tract within 1e-4). The folder
-//! is `$KDSR_ORT_DIR`, default `target/ort-check` at the workspace root; per graph NAME:
-//! `NAME.onnx`, `NAME.inputs.safetensors` (tensors named after the graph inputs) and
-//! `NAME.tract.safetensors` (tensors named after the graph outputs).
+//! Writes every graph kind, and the int8, int8-weights and f16 forms, with the inputs it was
+//! verified on and the outputs tract produced, for `converter/tests/ort_check.py` (onnxruntime
+//! must agree with tract within 1e-4, or the tolerance of `NAME.check.json`). The folder is
+//! `$KDSR_ORT_DIR`, default `target/ort-check` at the workspace root; per graph NAME:
+//! `NAME.onnx`, `NAME.inputs.safetensors` (tensors named after the graph inputs),
+//! `NAME.tract.safetensors` (tensors named after the graph outputs) and, where the default
+//! tolerance does not apply, `NAME.check.json` (`{"tolerance": T, "why": "..."}`).
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
@@ -10,10 +12,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{io, net, planar, random_weights, sample};
-use kdsr_converter::export::{Built, test_image, verify};
+use common::{calib_crops, io, net, planar, random_weights, sample};
+use kdsr_converter::export::{Built, ExportOptions, Limits, build_with, test_image, verify};
+use kdsr_converter::quantize::QuantizeOptions;
+use kdsr_converter::quantize::quantize_graph;
 use kdsr_converter::verify::Value;
-use kdsr_converter::{GraphKind, Network, Precision, onnx};
+use kdsr_converter::{ExportKind, GraphKind, Network, Precision, onnx};
 use kdsr_core::idr::Idr;
 use kdsr_core::spec::KdsrConfig;
 use kdsr_core::spec::checkpoint::{Tensor, weights_to_bytes};
@@ -47,17 +51,133 @@ fn write_case(
     images: &[kdsr_core::Planar],
     idr: Option<&Idr>,
 ) {
-    let built = Built {
-        kind,
-        bytes: onnx::encode(&model),
-        model,
-    };
-    let v = verify(net, &built, images, idr, 1e-4).unwrap();
+    let built = Built::new(kind, model);
+    write_built(dir, name, net, &built, images, idr, Limits::rel(1e-4), None);
+}
+
+/// Verifies `built` (against the float32 reference, within `limits`) and writes its case;
+/// `tolerance` (with the reason) goes to `NAME.check.json`.
+fn write_built(
+    dir: &Path,
+    name: &str,
+    net: &Network,
+    built: &Built,
+    images: &[kdsr_core::Planar],
+    idr: Option<&Idr>,
+    limits: Limits,
+    tolerance: Option<(f64, String)>,
+) {
+    let v = verify(net, built, images, idr, limits).unwrap();
     std::fs::write(dir.join(format!("{name}.onnx")), &built.bytes).unwrap();
     save(&dir.join(format!("{name}.inputs.safetensors")), &v.inputs);
     save(&dir.join(format!("{name}.tract.safetensors")), &v.tract);
-    eprintln!("{name}: tract vs reference {:?}", v.max_abs_diff);
+    let check = dir.join(format!("{name}.check.json"));
+    match tolerance {
+        Some((t, why)) => std::fs::write(
+            &check,
+            serde_json::json!({ "tolerance": t, "why": why }).to_string(),
+        )
+        .unwrap(),
+        None => {
+            let _ = std::fs::remove_file(&check);
+        }
+    }
+    eprintln!(
+        "{name}: tract vs reference {:?}, PSNR {:?}",
+        v.max_abs_diff, v.psnr_db
+    );
 }
+
+/// The activation step read by the nodes that write the graph outputs of an int8 graph: the
+/// largest `T.quant_scale` of a `T.dequant` that such a node reads (0 if none).
+fn output_step(m: &tract_onnx::pb::ModelProto) -> f64 {
+    let g = m.graph.as_ref().unwrap();
+    let scale = |t: &str| {
+        g.initializer
+            .iter()
+            .find(|i| i.name == format!("{t}.quant_scale"))
+            .map_or(0.0, |i| {
+                f64::from(f32::from_le_bytes(i.raw_data[..4].try_into().unwrap()))
+            })
+    };
+    g.output
+        .iter()
+        .filter_map(|o| g.node.iter().find(|n| n.output.contains(&o.name)))
+        .flat_map(|n| n.input.iter())
+        .filter_map(|i| i.strip_suffix(".dequant"))
+        .map(scale)
+        .fold(0.0, f64::max)
+}
+
+/// Exports `kind` of `net` at `precision` (int8: calibrated on [`calib_crops`]) and writes one
+/// case per graph, named `{prefix}-{graph kind}`.
+fn write_quantized(
+    dir: &Path,
+    prefix: &str,
+    net: &Network,
+    kind: ExportKind,
+    precision: Precision,
+    images: &[kdsr_core::Planar],
+    idr: Option<&Idr>,
+) {
+    let opts = ExportOptions {
+        kind,
+        precision,
+        batch: (kind == ExportKind::Batched).then_some(2),
+        quantize: QuantizeOptions {
+            calib: Some(common::calib_options()),
+            ..Default::default()
+        },
+        bench_size: None,
+        ..Default::default()
+    };
+    let crops = calib_crops();
+    let built = match (kind, idr) {
+        (ExportKind::Folded, Some(idr)) => {
+            let float = Built::new(
+                GraphKind::Folded,
+                onnx::folded(net, idr, "test", Precision::F32).unwrap(),
+            );
+            vec![quantize_graph(net, float, precision, &opts.quantize, Some(&crops), 1).unwrap()]
+        }
+        _ => build_with(net, &opts, Some(&crops)).unwrap().0,
+    };
+    for b in &built {
+        let name = format!("{prefix}-{}", b.kind);
+        let limits = Limits {
+            rel_tol: precision.default_tolerance(),
+            min_psnr: precision.default_min_psnr(),
+        };
+        let tol = match precision {
+            Precision::Int8 => {
+                let step = output_step(&b.model);
+                assert!(step > 0.0, "{name}: no quantized input to the output nodes");
+                Some((
+                    ORT_INT8_STEPS * step + 1e-5,
+                    format!(
+                        "int8: onnxruntime (integer kernels, x/scale) and tract (float32, \
+                         x*(1/scale)) may round a value near a half step apart; measured: one \
+                         step of the last QDQ; allowed: {ORT_INT8_STEPS} steps of {step:.3e}"
+                    ),
+                ))
+            }
+            _ => None,
+        };
+        let imgs = if b.kind == GraphKind::Batched {
+            let mut v = images.to_vec();
+            v.push(images[0].clone());
+            v.truncate(2);
+            v
+        } else {
+            images[..1].to_vec()
+        };
+        write_built(dir, &name, net, b, &imgs, idr, limits, tol);
+    }
+}
+
+/// The tract–onnxruntime tolerance of an int8 graph, in steps of the activation the output
+/// nodes read: one rounding flip there (the measured difference) and margin for one upstream.
+const ORT_INT8_STEPS: f64 = 2.0;
 
 #[test]
 fn write_ort_check_cases() {
@@ -144,5 +264,62 @@ fn write_ort_check_cases() {
         &img,
         None,
     );
+
+    // The reduced precisions: tiny (official weights) and edge (random weights), int8 also split
+    // and folded.
+    let real = vec![common::baby_crop(24, 24)];
+    for (p, tag) in [
+        (Precision::Int8, "int8"),
+        (Precision::Int8Weights, "int8w"),
+        (Precision::F16, "f16"),
+    ] {
+        write_quantized(
+            &dir,
+            &format!("tiny-{tag}"),
+            &net,
+            ExportKind::Dynamic,
+            p,
+            &real,
+            None,
+        );
+        write_quantized(
+            &dir,
+            &format!("edge-{tag}"),
+            &edge,
+            ExportKind::Dynamic,
+            p,
+            &real,
+            None,
+        );
+    }
+    write_quantized(
+        &dir,
+        "tiny-int8",
+        &net,
+        ExportKind::Split,
+        Precision::Int8,
+        &real,
+        None,
+    );
+    write_quantized(
+        &dir,
+        "tiny-int8",
+        &net,
+        ExportKind::Folded,
+        Precision::Int8,
+        &real,
+        Some(&idr),
+    );
+    for (p, tag) in [(Precision::Int8Weights, "int8w"), (Precision::F16, "f16")] {
+        write_quantized(
+            &dir,
+            &format!("tiny-{tag}"),
+            &net,
+            ExportKind::Batched,
+            p,
+            &real,
+            None,
+        );
+    }
     eprintln!("ort check cases written to {}", dir.display());
 }

@@ -324,13 +324,9 @@ fn scale_3_and_2_networks_export_and_verify() {
             })
             .collect();
         assert_eq!(d2s, if scale == 3 { vec![3] } else { vec![2] });
-        let built = export::Built {
-            kind: kdsr_converter::GraphKind::Dynamic,
-            bytes: onnx::encode(&m),
-            model: m,
-        };
+        let built = export::Built::new(kdsr_converter::GraphKind::Dynamic, m);
         let imgs = vec![test_image(13, 11, 1).unwrap()];
-        let v = export::verify(&net, &built, &imgs, None, 1e-5).unwrap();
+        let v = export::verify(&net, &built, &imgs, None, export::Limits::rel(1e-5)).unwrap();
         assert_eq!(
             v.tract[0].1.shape,
             [1, 3, 13 * scale as usize, 11 * scale as usize]

@@ -11,6 +11,8 @@ use crate::export::{ExportOptions, TestInput, export};
 use crate::graph::{ExportKind, Precision};
 use crate::idr_source::IdrSource;
 use crate::network::Network;
+use crate::quantize::calibrate::DEFAULT_PERCENTILE;
+use crate::quantize::{CalibMethod, CalibOptions, KernelQuant, QuantizeOptions};
 
 /// Arguments of `converter export`.
 #[derive(Debug, clap::Args)]
@@ -44,18 +46,47 @@ pub struct ExportArgs {
     /// Fold an .idr file made by other weights.
     #[arg(long)]
     pub force: bool,
-    /// Weight precision.
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    pub precision: Precision,
+    /// Precision: f32; int8 (static QDQ: int8 per-channel weights, uint8 activations calibrated
+    /// on --calib-data); int8-weights (weights only, ~4x smaller); f16 (float16 weights).
+    #[arg(long, visible_alias = "precision", value_enum, default_value_t = Precision::F32)]
+    pub quantize: Precision,
+    /// Calibration images (used as LR inputs, center-cropped to --calib-size): required for
+    /// --quantize int8; with int8-weights or f16 only used to report the PSNR on real images.
+    #[arg(long, value_name = "DIR")]
+    pub calib_data: Option<PathBuf>,
+    /// How activation ranges are taken from the calibration values.
+    #[arg(long, value_enum, default_value_t = CalibMethod::Percentile)]
+    pub calib_method: CalibMethod,
+    /// Percentile of --calib-method percentile (the central P % of the values are kept).
+    #[arg(long, default_value_t = DEFAULT_PERCENTILE)]
+    pub calib_percentile: f64,
+    /// Largest center crop of each calibration image, HxW.
+    #[arg(long, default_value = "64x64", value_parser = parse_size)]
+    pub calib_size: (usize, usize),
+    /// Use only the first N calibration images (by name).
+    #[arg(long, value_name = "N")]
+    pub calib_images: Option<usize>,
+    /// Leave this node float32 (repeatable; e.g. G.head.0, G.tail.1).
+    #[arg(long, value_name = "NODE_NAME")]
+    pub exclude: Vec<String>,
+    /// Kernel path of the dynamic depthwise convs (kernel MLPs and computed kernels) under int8:
+    /// float, weights (MLP weights int8), full (also QDQ on D and the kernels).
+    #[arg(long, value_enum, default_value_t = KernelQuant::Weights)]
+    pub quantize_kernels: KernelQuant,
     /// LR size of the verification input, HxW.
     #[arg(long, default_value = "32x32", value_parser = parse_size)]
     pub test_size: (usize, usize),
     /// Verify on the top-left crop of this image instead of the synthetic test image.
     #[arg(long)]
     pub test_image: Option<PathBuf>,
-    /// Relative tolerance of the verification (default: by precision, 1e-4 for f32).
+    /// Relative tolerance of the verification (default: by precision, 1e-4 for f32, 5e-3 for
+    /// f16; none for int8, checked by PSNR).
     #[arg(long)]
     pub tolerance: Option<f64>,
+    /// PSNR floor (dB vs the float32 reference) of a quantized export (default: 30 for int8, 40
+    /// for int8-weights).
+    #[arg(long, value_name = "DB")]
+    pub min_psnr: Option<f64>,
     /// LR size to time tract at, HxW.
     #[arg(long, default_value = "64x64", value_parser = parse_size)]
     pub bench_size: (usize, usize),
@@ -86,7 +117,18 @@ impl ExportArgs {
         ExportOptions {
             kind: self.graph,
             batch: self.batch,
-            precision: self.precision,
+            precision: self.quantize,
+            quantize: QuantizeOptions {
+                calib: self.calib_data.as_ref().map(|d| CalibOptions {
+                    dir: d.clone(),
+                    method: self.calib_method,
+                    percentile: self.calib_percentile,
+                    crop: self.calib_size,
+                    max_images: self.calib_images,
+                }),
+                exclude: self.exclude.clone(),
+                kernels: self.quantize_kernels,
+            },
             idr,
             force: self.force,
             test_input: match &self.test_image {
@@ -94,6 +136,7 @@ impl ExportArgs {
                 None => TestInput::Synthetic(h, w),
             },
             tolerance: self.tolerance,
+            min_psnr: self.min_psnr,
             bench_size: (!self.no_bench).then_some(self.bench_size),
             bench_iters: self.bench_iters,
         }

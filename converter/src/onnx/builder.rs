@@ -5,8 +5,10 @@
 //! (`G.body.0.body.1.conv1`); the node's single output carries the node's name, so a graph dump
 //! reads like the official module tree. A name used twice is an error, never silently suffixed.
 //!
-//! Every weight goes through [`GraphBuilder::weight`], the one place where a [`Precision`] other
-//! than f32 will change how weights are stored (see [`Precision`]).
+//! Every weight goes through [`GraphBuilder::weight`] as a float32 initializer; a reduced
+//! [`Precision`] is applied to the finished graph by [`crate::quantize`] (in
+//! [`GraphBuilder::finish`] for f16 and int8-weights; int8 needs calibration, see
+//! [`crate::export::build`]).
 
 use std::collections::BTreeSet;
 
@@ -113,8 +115,8 @@ impl GraphBuilder {
         Ok(())
     }
 
-    /// Adds a weight initializer `name` with `shape` and row-major `data`, stored at the graph's
-    /// precision (float32 today), and returns its name.
+    /// Adds a float32 weight initializer `name` with `shape` and row-major `data` and returns its
+    /// name (a reduced precision rewrites it in [`GraphBuilder::finish`]).
     pub fn weight(&mut self, name: &str, shape: &[usize], data: &[f32]) -> Result<String> {
         if shape.iter().product::<usize>() != data.len() {
             return Err(ConvertError::Graph(format!(
@@ -123,16 +125,13 @@ impl GraphBuilder {
             )));
         }
         self.claim(name)?;
-        let tensor = match self.precision {
-            Precision::F32 => pb::TensorProto {
-                name: name.to_owned(),
-                dims: shape.iter().map(|&d| d as i64).collect(),
-                data_type: DataType::Float as i32,
-                raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                ..Default::default()
-            },
-        };
-        self.initializers.push(tensor);
+        self.initializers.push(pb::TensorProto {
+            name: name.to_owned(),
+            dims: shape.iter().map(|&d| d as i64).collect(),
+            data_type: DataType::Float as i32,
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
         Ok(name.to_owned())
     }
 
@@ -187,7 +186,10 @@ impl GraphBuilder {
     }
 
     /// Wraps the graph in a `ModelProto` (IR [`IR_VERSION`], opset [`OPSET`]) with
-    /// `metadata` as `metadata_props`, in the given order.
+    /// `metadata` as `metadata_props`, in the given order, and stores its weights at the
+    /// builder's precision ([`crate::quantize::rewrite::store_weights`] with no exclusions).
+    /// [`Precision::Int8`] is refused: static int8 needs calibration images
+    /// ([`crate::export::build`] with [`crate::quantize::QuantizeOptions::calib`]).
     pub fn finish(self, metadata: &[(String, String)]) -> Result<pb::ModelProto> {
         if self.outputs.is_empty() {
             return Err(ConvertError::Graph(format!(
@@ -195,7 +197,15 @@ impl GraphBuilder {
                 self.name
             )));
         }
-        Ok(pb::ModelProto {
+        let precision = self.precision;
+        if precision == Precision::Int8 {
+            return Err(ConvertError::Options(
+                "int8 graphs need calibration images: build the float32 graph and quantize it \
+                 with export::build (converter export --quantize int8 --calib-data DIR)"
+                    .to_owned(),
+            ));
+        }
+        let model = pb::ModelProto {
             ir_version: IR_VERSION,
             opset_import: vec![pb::OperatorSetIdProto {
                 domain: String::new(),
@@ -219,7 +229,8 @@ impl GraphBuilder {
                 })
                 .collect(),
             ..Default::default()
-        })
+        };
+        crate::quantize::rewrite::store_weights(&model, precision, &[], Default::default())
     }
 }
 

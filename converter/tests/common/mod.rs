@@ -95,3 +95,39 @@ pub fn random_weights(cfg: &KdsrConfig, seed: u64) -> Weights {
     }
     w
 }
+
+/// The workspace's `data/` folder.
+pub fn data(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../data")
+        .join(rel)
+}
+
+/// The calibration folder of the quantization tests: T91 (the first [`CALIB_IMAGES`] images by
+/// name are used).
+pub fn calib_dir() -> PathBuf {
+    data("T91")
+}
+
+/// Calibration images used by the quantization tests.
+pub const CALIB_IMAGES: usize = 4;
+
+/// The calibration options of the quantization tests: the first [`CALIB_IMAGES`] images of T91,
+/// 48×48 center crops, percentile 99.999.
+pub fn calib_options() -> kdsr_converter::quantize::CalibOptions {
+    let mut c = kdsr_converter::quantize::CalibOptions::new(calib_dir());
+    c.max_images = Some(CALIB_IMAGES);
+    c.crop = (48, 48);
+    c
+}
+
+/// The crops of [`calib_options`].
+pub fn calib_crops() -> Vec<Planar> {
+    calib_options().crops().unwrap()
+}
+
+/// The center `h × w` crop of Set5 `baby.png` (a real LR test image, not used for calibration).
+pub fn baby_crop(h: usize, w: usize) -> Planar {
+    let img = kdsr_converter::idr_source::load_rgb(&data("Set5/baby.png")).unwrap();
+    kdsr_converter::quantize::calibrate::center_crop(&img, (h, w)).unwrap()
+}
