@@ -1,0 +1,330 @@
+//! Command-line definition (clap derive) and the exit codes.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kdsr_runtime::ErrorClass;
+
+/// Exit codes, one per failure class (also printed by `--help`).
+pub mod code {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Inference or another internal failure.
+    pub const RUNTIME: u8 = 1;
+    /// Usage: bad arguments, or a request the model cannot serve.
+    pub const USAGE: u8 = 2;
+    /// An input image that cannot be read, decoded or accepted.
+    pub const INPUT: u8 = 3;
+    /// A model, IDR or bank file that cannot be read or does not match.
+    pub const MODEL: u8 = 4;
+    /// An output that cannot be written.
+    pub const OUTPUT: u8 = 5;
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  inference or internal failure
+  2  usage: bad arguments, or a request the model cannot serve (e.g. --idr with a dynamic graph)
+  3  input image: unreadable, corrupt, truncated, empty, or over --max-pixels
+  4  model: missing or unreadable model, metadata mismatch, IDR or bank made by other weights
+  5  output: cannot be encoded or written, or would overwrite an input
+A folder run continues past failing files, lists them at the end and exits with the code of the
+first failure.";
+
+/// The exit code of a failure class.
+pub fn class_code(class: ErrorClass) -> u8 {
+    match class {
+        ErrorClass::Usage => code::USAGE,
+        ErrorClass::Input => code::INPUT,
+        ErrorClass::Model => code::MODEL,
+        ErrorClass::Output => code::OUTPUT,
+        ErrorClass::Runtime => code::RUNTIME,
+    }
+}
+
+/// A CLI-level failure with its class (for errors that do not come from the library).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    /// Class (exit code).
+    pub class: ErrorClass,
+    /// Message.
+    pub message: String,
+}
+
+impl Failure {
+    /// A usage failure.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Usage,
+            message: message.into(),
+        }
+    }
+}
+
+/// The class of an error: the first library [`kdsr_runtime::Error`] or [`Failure`] in its chain.
+pub fn class_of(e: &anyhow::Error) -> ErrorClass {
+    e.chain()
+        .find_map(|c| {
+            c.downcast_ref::<kdsr_runtime::Error>()
+                .map(kdsr_runtime::Error::class)
+                .or_else(|| c.downcast_ref::<Failure>().map(|f| f.class))
+        })
+        .unwrap_or(ErrorClass::Runtime)
+}
+
+/// The exit code of an error.
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    class_code(class_of(e))
+}
+
+/// kdsr-edge: KDSR ×4 blind super-resolution with tract, on CPUs and ARM boards.
+///
+/// Models are ONNX graphs exported by `converter export`: a split pair (PREFIX-ide.onnx +
+/// PREFIX-sr.onnx: the IDR is estimated once per image and shared by all tiles), a dynamic graph
+/// (one file, never tiled) or a folded graph (a camera's IDR built in).
+#[derive(Debug, Parser)]
+#[command(name = "kdsr-edge", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Upscale an image, a folder of images, or stdin.
+    #[command(after_help = EXIT_CODES)]
+    Upscale(UpscaleArgs),
+    /// Estimate an image's degradation (IDR) and name the nearest known degradation.
+    #[command(after_help = EXIT_CODES)]
+    InspectDegradation(InspectArgs),
+    /// Average the IDRs of a folder of images from one camera into an .idr file.
+    #[command(after_help = EXIT_CODES)]
+    Calibrate(CalibrateArgs),
+    /// Time each graph of one or more models at a given LR size.
+    #[command(after_help = EXIT_CODES)]
+    Bench(BenchArgs),
+    /// Build a degradation bank (PREFIX.bank) by degrading sample images with known blur and
+    /// noise and running the IDE.
+    #[command(after_help = EXIT_CODES)]
+    MakeBank(MakeBankArgs),
+}
+
+/// tract's direct spatial convolution (`TRACT_DISABLE_DIRECT_SPATIAL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KnobArg {
+    /// The measured default (disabled, except for folded graphs).
+    Auto,
+    /// Direct spatial convolution on (tract's default).
+    On,
+    /// Direct spatial convolution off (im2col + matrix product).
+    Off,
+}
+
+impl From<KnobArg> for kdsr_runtime::DirectSpatial {
+    fn from(k: KnobArg) -> Self {
+        match k {
+            KnobArg::Auto => Self::Auto,
+            KnobArg::On => Self::On,
+            KnobArg::Off => Self::Off,
+        }
+    }
+}
+
+/// Options shared by every command that runs a model.
+#[derive(Debug, Args, Clone)]
+pub struct ModelArgs {
+    /// Model: split prefix (PREFIX-ide.onnx + PREFIX-sr.onnx), one .onnx file (dynamic or
+    /// folded), or a folder holding one model. The default is the shipped edge student's split
+    /// pair, relative to the repository root.
+    #[arg(short = 'm', long = "model", default_value = "models/edge/student-edge")]
+    pub model: PathBuf,
+    /// Threads for tract (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// tract's direct spatial convolution.
+    #[arg(long, value_enum, default_value_t = KnobArg::Auto)]
+    pub direct_spatial: KnobArg,
+}
+
+/// Output formats selectable with `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// PNG (keeps 16-bit, alpha, ICC, EXIF).
+    Png,
+    /// JPEG (8-bit, no alpha; keeps ICC, EXIF).
+    #[value(alias = "jpeg")]
+    Jpg,
+    /// Lossless WebP (8-bit; keeps alpha, ICC, EXIF).
+    Webp,
+    /// TIFF (keeps 16-bit and RGB alpha; no ICC/EXIF).
+    #[value(alias = "tif")]
+    Tiff,
+    /// PAM (keeps 16-bit and alpha; no metadata).
+    Pam,
+}
+
+impl From<FormatArg> for kdsr_runtime::io::OutFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Png => Self::Png,
+            FormatArg::Jpg => Self::Jpeg,
+            FormatArg::Webp => Self::WebP,
+            FormatArg::Tiff => Self::Tiff,
+            FormatArg::Pam => Self::Pam,
+        }
+    }
+}
+
+/// `kdsr-edge upscale`.
+#[derive(Debug, Args)]
+pub struct UpscaleArgs {
+    /// Input: an image file, a folder (its PNG/JPEG/WebP/TIFF/PNM files, not recursive) or `-`
+    /// (stdin).
+    #[arg(short = 'i', long = "input")]
+    pub input: PathBuf,
+    /// Output: a file (format from its extension), a folder (created if missing; files named
+    /// after the inputs) or `-` (stdout, PNG unless --format).
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// Model and runtime options.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Output format (default: the output file's extension; for folders the input's format
+    /// where it can be written, else PNG).
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// LR tile (window) side in pixels, context included (default: sized from --mem-budget).
+    #[arg(long)]
+    pub tile: Option<usize>,
+    /// Memory budget per image in MiB (input, output and network working set).
+    #[arg(long = "mem-budget", default_value_t = 512)]
+    pub mem_budget: usize,
+    /// Use this IDR (.idr from `calibrate` or `inspect-degradation --save-idr`) instead of
+    /// estimating one per image (split models only).
+    #[arg(long)]
+    pub idr: Option<PathBuf>,
+    /// Largest input in pixels (width × height), checked from the file header before decoding.
+    #[arg(long = "max-pixels", default_value_t = kdsr_runtime::io::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// JPEG quality (1-100).
+    #[arg(long = "jpeg-quality", default_value_t = 95)]
+    pub jpeg_quality: u8,
+    /// Print a JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress or per-file lines (errors are still printed).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Drop the ICC profile and EXIF instead of copying them to the output.
+    #[arg(long)]
+    pub strip: bool,
+}
+
+/// `kdsr-edge inspect-degradation`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The image.
+    pub image: PathBuf,
+    /// Model and runtime options.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Degradation bank (default: PREFIX.bank next to the model, if present).
+    #[arg(long)]
+    pub bank: Option<PathBuf>,
+    /// How many nearest bank entries to show.
+    #[arg(long, default_value_t = 3)]
+    pub top: usize,
+    /// Also save the IDR to this .idr file.
+    #[arg(long = "save-idr")]
+    pub save_idr: Option<PathBuf>,
+    /// Largest input in pixels.
+    #[arg(long = "max-pixels", default_value_t = kdsr_runtime::io::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `kdsr-edge calibrate`.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Folder of images from one camera.
+    #[arg(short = 'i', long = "input")]
+    pub input: PathBuf,
+    /// The .idr file to write.
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// Model and runtime options.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Largest input in pixels.
+    #[arg(long = "max-pixels", default_value_t = kdsr_runtime::io::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress or per-file lines.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// Which knob settings `bench` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchKnob {
+    /// Both, for comparison.
+    Both,
+    /// Direct spatial convolution on.
+    On,
+    /// Direct spatial convolution off.
+    Off,
+}
+
+/// `kdsr-edge bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Models to time (repeat -m); default `models/edge/student-edge`.
+    #[arg(short = 'm', long = "model")]
+    pub models: Vec<PathBuf>,
+    /// LR size, HxW.
+    #[arg(long, default_value = "180x320")]
+    pub size: String,
+    /// Timed runs per graph (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
+    /// Threads for tract (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// `TRACT_DISABLE_DIRECT_SPATIAL` settings to time.
+    #[arg(long, value_enum, default_value_t = BenchKnob::Both)]
+    pub direct_spatial: BenchKnob,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `kdsr-edge make-bank`.
+#[derive(Debug, Args)]
+pub struct MakeBankArgs {
+    /// Model and runtime options.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Folder of HR sample images.
+    #[arg(long, default_value = "data/Set5")]
+    pub images: PathBuf,
+    /// Bank file to write (default: PREFIX.bank next to the model).
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    /// Blur σ grid (HR pixels), comma-separated (default 0.2,0.6,…,4.0).
+    #[arg(long, value_delimiter = ',')]
+    pub sigmas: Vec<f32>,
+    /// Noise levels (0..255 units), comma-separated (default 0,5,10,20).
+    #[arg(long, value_delimiter = ',')]
+    pub noise: Vec<f32>,
+    /// No progress output.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}

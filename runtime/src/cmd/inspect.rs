@@ -1,0 +1,144 @@
+//! `kdsr-edge inspect-degradation`: an image's IDR and the nearest entries of the degradation
+//! bank.
+
+use kdsr_runtime::bank::{Bank, Match};
+use kdsr_runtime::io::{ReadOptions, read_image};
+use kdsr_runtime::upscaler::ide_crop;
+use kdsr_runtime::{Idr, ModelInfo, Options};
+use serde::Serialize;
+
+use crate::cli::{InspectArgs, code};
+use crate::cmd::load_model;
+
+#[derive(Serialize)]
+struct Report<'a> {
+    image: String,
+    model: &'a ModelInfo,
+    ide_input: (usize, usize),
+    d: &'a [f32],
+    d_prime: &'a [f32],
+    bank: Option<String>,
+    nearest: Vec<Match>,
+}
+
+fn stats(v: &[f32]) -> String {
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().map(|x| f64::from(*x)).sum::<f64>() / n;
+    let norm = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let (lo, hi) = v
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), x| {
+            (a.min(*x), b.max(*x))
+        });
+    format!("min {lo:.4}, max {hi:.4}, mean {mean:.4}, L2 {norm:.4}")
+}
+
+pub fn run(a: InspectArgs) -> anyhow::Result<u8> {
+    let up = load_model(&a.model, Options::default())?;
+    let img = read_image(
+        &a.image,
+        ReadOptions {
+            max_pixels: a.max_pixels,
+        },
+    )?;
+    let lr = &img.image.rgb;
+    let idr = up.estimate_idr(lr)?;
+    let idr = Idr {
+        source: a.image.display().to_string(),
+        ..idr
+    };
+    let (ch, cw) = ide_crop(lr.height(), lr.width(), up.ide_max_pixels());
+    if let Some(p) = &a.save_idr {
+        idr.save(p).map_err(|e| kdsr_runtime::Error::Output {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
+    }
+    let bank_path = a
+        .bank
+        .clone()
+        .unwrap_or_else(|| up.info().bank_path.clone());
+    let bank = if a.bank.is_some() || bank_path.is_file() {
+        let b = Bank::load(&bank_path)?;
+        if b.weights_hash != up.info().weights_hash {
+            return Err(kdsr_runtime::Error::ModelData {
+                path: bank_path,
+                message: format!(
+                    "bank built by the model with weights {}, this model has weights {}; rebuild \
+                     it with `kdsr-edge make-bank`",
+                    b.weights_hash,
+                    up.info().weights_hash
+                ),
+            }
+            .into());
+        }
+        Some(b)
+    } else {
+        None
+    };
+    let nearest = bank
+        .as_ref()
+        .map(|b| b.nearest(&idr.d_prime, a.top))
+        .unwrap_or_default();
+    if a.json {
+        let report = Report {
+            image: a.image.display().to_string(),
+            model: up.info(),
+            ide_input: (ch, cw),
+            d: &idr.d,
+            d_prime: &idr.d_prime,
+            bank: bank.as_ref().map(|_| bank_path.display().to_string()),
+            nearest,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(code::OK);
+    }
+    let info = up.info();
+    println!(
+        "{}: {}x{}, IDE on {}",
+        a.image.display(),
+        lr.width(),
+        lr.height(),
+        if (ch, cw) == (lr.height(), lr.width()) {
+            "the whole image".to_owned()
+        } else {
+            format!("the centre {cw}x{ch} crop")
+        }
+    );
+    println!(
+        "model: {} (C {}, x{}, weights {})",
+        info.preset, info.n_feats, info.scale, info.weights_hash
+    );
+    println!("D  ({} values): {}", idr.d.len(), stats(&idr.d));
+    for row in idr.d.chunks(8) {
+        let cells: Vec<String> = row.iter().map(|v| format!("{v:8.4}")).collect();
+        println!("  {}", cells.join(" "));
+    }
+    println!("D' ({} values): {}", idr.d_prime.len(), stats(&idr.d_prime));
+    match &bank {
+        None => println!(
+            "no degradation bank at {} (build one with `kdsr-edge make-bank -m {}`)",
+            bank_path.display(),
+            a.model.model.display()
+        ),
+        Some(b) => {
+            println!(
+                "nearest known degradations ({}, {} entries, {} sample images; distance = \
+                 KL of softmax(D'/0.15), the KD loss):",
+                bank_path.display(),
+                b.entries.len(),
+                b.images
+            );
+            for m in &nearest {
+                println!(
+                    "  blur sigma {:.1} px, noise {:>4.1}/255   distance {:.4}",
+                    m.entry.sigma, m.entry.noise, m.distance
+                );
+            }
+        }
+    }
+    if let Some(p) = &a.save_idr {
+        println!("IDR saved to {}", p.display());
+    }
+    Ok(code::OK)
+}

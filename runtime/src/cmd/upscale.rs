@@ -1,0 +1,484 @@
+//! `kdsr-edge upscale`: files, folders and stdin/stdout, with per-file failure reporting.
+
+use std::collections::HashSet;
+use std::io::{Cursor, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use kdsr_runtime::io::{
+    InputImage, MetaFate, Metadata, MetadataReport, OutFormat, ReadOptions, WriteOptions,
+    encode_image, read_image, read_image_bytes, write_image,
+};
+use kdsr_runtime::upscaler::ide_crop;
+use kdsr_runtime::{ErrorClass, Idr, ModelInfo, ModelKind, Options, Upscaler};
+use serde::Serialize;
+
+use crate::cli::{Failure, UpscaleArgs, class_code, class_of, code};
+use crate::cmd::{list_images, load_model, peak_rss_mib, progress_bar};
+
+/// Largest stdin input read (bytes).
+const MAX_STDIN_BYTES: u64 = 1 << 30;
+
+#[derive(Debug, Serialize)]
+struct FileReport {
+    input: String,
+    output: String,
+    format: OutFormat,
+    width: usize,
+    height: usize,
+    out_width: usize,
+    out_height: usize,
+    channels: usize,
+    alpha: bool,
+    bits: u32,
+    tiles: usize,
+    idr: String,
+    metadata: MetadataReport,
+    seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct FailReport {
+    input: String,
+    class: ErrorClass,
+    exit_code: u8,
+    error: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    model: &'a ModelInfo,
+    files: Vec<FileReport>,
+    failed: Vec<FailReport>,
+    peak_rss_mib: Option<f64>,
+}
+
+/// Where an image comes from.
+enum Source {
+    File(PathBuf),
+    Stdin,
+}
+
+impl Source {
+    fn label(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Stdin => "<stdin>".into(),
+        }
+    }
+}
+
+/// Where the result goes.
+#[derive(Clone)]
+enum Dest {
+    /// This file.
+    File(PathBuf),
+    /// This folder, named after the input.
+    Dir(PathBuf),
+    Stdout,
+}
+
+fn is_dash(p: &Path) -> bool {
+    p.as_os_str() == "-"
+}
+
+pub fn run(a: UpscaleArgs) -> anyhow::Result<u8> {
+    let stdout_out = is_dash(&a.output);
+    if a.json && stdout_out {
+        return Err(
+            Failure::usage("--json prints on stdout, which `-o -` uses for the image").into(),
+        );
+    }
+    if a.mem_budget == 0 {
+        return Err(Failure::usage("--mem-budget must be at least 1 (MiB)").into());
+    }
+    if a.tile == Some(0) {
+        return Err(Failure::usage("--tile must be at least 1").into());
+    }
+    if a.max_pixels == 0 {
+        return Err(Failure::usage("--max-pixels must be at least 1").into());
+    }
+    let forced_format: Option<OutFormat> = a.format.map(Into::into);
+    let (sources, dest): (Vec<Source>, Dest) = if is_dash(&a.input) {
+        (vec![Source::Stdin], single_dest(&a.output)?)
+    } else if a.input.is_dir() {
+        if stdout_out {
+            return Err(
+                Failure::usage("a folder input needs a folder output (-o DIR), not `-`").into(),
+            );
+        }
+        if a.output.exists() && !a.output.is_dir() {
+            return Err(Failure::usage(format!(
+                "the input is a folder, so -o must be a folder; {} is a file",
+                a.output.display()
+            ))
+            .into());
+        }
+        let files = list_images(&a.input)?;
+        if files.is_empty() {
+            return Err(Failure {
+                class: ErrorClass::Input,
+                message: format!("no image files in {}", a.input.display()),
+            }
+            .into());
+        }
+        std::fs::create_dir_all(&a.output).map_err(|e| Failure {
+            class: ErrorClass::Output,
+            message: format!(
+                "cannot create the output folder {}: {e}",
+                a.output.display()
+            ),
+        })?;
+        (
+            files.into_iter().map(Source::File).collect(),
+            Dest::Dir(a.output.clone()),
+        )
+    } else if a.input.is_file() {
+        (vec![Source::File(a.input.clone())], single_dest(&a.output)?)
+    } else {
+        return Err(Failure {
+            class: ErrorClass::Input,
+            message: format!("input {}: no such file or folder", a.input.display()),
+        }
+        .into());
+    };
+    if let (Dest::File(p), Some(f)) = (&dest, forced_format)
+        && let Some(pf) = OutFormat::from_path(p)
+        && pf != f
+    {
+        return Err(Failure::usage(format!(
+            "--format {} contradicts the output extension of {}",
+            f.extension(),
+            p.display()
+        ))
+        .into());
+    }
+    if let Dest::File(p) = &dest
+        && forced_format.is_none()
+        && OutFormat::from_path(p).is_none()
+    {
+        return Err(Failure::usage(format!(
+            "cannot tell the output format of {}: give it an extension (.png, .jpg, .webp, \
+             .tif, .pam) or --format",
+            p.display()
+        ))
+        .into());
+    }
+
+    let options = Options {
+        tile: a.tile,
+        mem_budget_mib: a.mem_budget,
+        ..Options::default()
+    };
+    let up = load_model(&a.model, options)?;
+    let given_idr = match &a.idr {
+        Some(p) => {
+            let idr = Idr::load(p).map_err(|e| kdsr_runtime::Error::ModelData {
+                path: p.clone(),
+                message: e.to_string(),
+            })?;
+            let idr = Idr {
+                source: p.display().to_string(),
+                ..idr
+            };
+            up.accept_idr(&idr)?;
+            Some(idr)
+        }
+        None => None,
+    };
+
+    let inputs: HashSet<PathBuf> = sources
+        .iter()
+        .filter_map(|s| match s {
+            Source::File(p) => p.canonicalize().ok(),
+            Source::Stdin => None,
+        })
+        .collect();
+    let show = !a.quiet && !a.json;
+    let folder = sources.len() > 1 || matches!(dest, Dest::Dir(_)) && a.input.is_dir();
+    let bar = progress_bar(sources.len() as u64, show && folder, "images");
+    let ctx = Ctx {
+        up: &up,
+        idr: given_idr.as_ref(),
+        read: ReadOptions {
+            max_pixels: a.max_pixels,
+        },
+        write: WriteOptions {
+            jpeg_quality: a.jpeg_quality,
+            strip: a.strip,
+        },
+        forced_format,
+        inputs,
+        show_tiles: show && !folder,
+    };
+    let mut produced: HashSet<PathBuf> = HashSet::new();
+    let mut files = Vec::new();
+    let mut failed = Vec::new();
+    for src in &sources {
+        bar.set_message(src.label());
+        match ctx.one(src, &dest, &mut produced) {
+            Ok(rep) => {
+                if show {
+                    bar.suspend(|| {
+                        eprintln!(
+                            "{} -> {}: {}x{} -> {}x{}, {} tile{}, IDR {}, {:.2} s",
+                            rep.input,
+                            rep.output,
+                            rep.width,
+                            rep.height,
+                            rep.out_width,
+                            rep.out_height,
+                            rep.tiles,
+                            if rep.tiles == 1 { "" } else { "s" },
+                            rep.idr,
+                            rep.seconds
+                        );
+                        for (what, fate) in [("ICC profile", rep.metadata.icc), ("EXIF", rep.metadata.exif)] {
+                            if fate == MetaFate::Unsupported {
+                                eprintln!(
+                                    "  note: {what} dropped: {} output cannot hold it (use png, jpg or webp)",
+                                    rep.format.extension()
+                                );
+                            }
+                        }
+                    });
+                }
+                files.push(rep);
+            }
+            Err(e) => {
+                let class = class_of(&e);
+                bar.suspend(|| eprintln!("kdsr-edge: error: {}: {e:#}", src.label()));
+                failed.push(FailReport {
+                    input: src.label(),
+                    class,
+                    exit_code: class_code(class),
+                    error: format!("{e:#}"),
+                });
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let exit = failed.first().map_or(code::OK, |f| f.exit_code);
+    if folder && !failed.is_empty() {
+        eprintln!(
+            "kdsr-edge: {} of {} images failed:",
+            failed.len(),
+            sources.len()
+        );
+        for f in &failed {
+            eprintln!("  {} ({}): {}", f.input, f.exit_code, f.error);
+        }
+    }
+    if a.json {
+        let summary = Summary {
+            model: up.info(),
+            files,
+            failed,
+            peak_rss_mib: peak_rss_mib(),
+        };
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    Ok(exit)
+}
+
+fn single_dest(output: &Path) -> anyhow::Result<Dest> {
+    Ok(if is_dash(output) {
+        Dest::Stdout
+    } else if output.is_dir() {
+        Dest::Dir(output.to_path_buf())
+    } else {
+        Dest::File(output.to_path_buf())
+    })
+}
+
+struct Ctx<'a> {
+    up: &'a Upscaler,
+    idr: Option<&'a Idr>,
+    read: ReadOptions,
+    write: WriteOptions,
+    forced_format: Option<OutFormat>,
+    inputs: HashSet<PathBuf>,
+    show_tiles: bool,
+}
+
+impl Ctx<'_> {
+    fn one(
+        &self,
+        src: &Source,
+        dest: &Dest,
+        produced: &mut HashSet<PathBuf>,
+    ) -> anyhow::Result<FileReport> {
+        let start = Instant::now();
+        let img: InputImage = match src {
+            Source::File(p) => read_image(p, self.read)?,
+            Source::Stdin => {
+                let mut bytes = Vec::new();
+                std::io::stdin()
+                    .take(MAX_STDIN_BYTES)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| kdsr_runtime::Error::Input {
+                        path: "<stdin>".into(),
+                        message: format!("cannot read: {e}"),
+                    })?;
+                read_image_bytes(&bytes, Path::new("<stdin>"), self.read)?
+            }
+        };
+        let li = &img.image;
+        let has_alpha = li.alpha.is_some();
+        let (format, out_path) = self.resolve_output(src, dest, &img)?;
+        let out_label = out_path
+            .as_ref()
+            .map_or_else(|| "<stdout>".to_owned(), |p| p.display().to_string());
+        format
+            .check_holds(li.color, has_alpha, li.bit_depth)
+            .map_err(|m| kdsr_runtime::Error::Output {
+                path: out_label.clone().into(),
+                message: m,
+            })?;
+        if let Some(p) = &out_path {
+            let canon = p.canonicalize().ok();
+            if canon.as_ref().is_some_and(|c| self.inputs.contains(c)) {
+                return Err(Failure {
+                    class: ErrorClass::Output,
+                    message: format!("refusing to overwrite the input {}", p.display()),
+                }
+                .into());
+            }
+            let key = canon.unwrap_or_else(|| p.clone());
+            if !produced.insert(key) {
+                return Err(Failure {
+                    class: ErrorClass::Output,
+                    message: format!(
+                        "{} was already written by another input of this run (inputs with the \
+                         same name and different extensions: use --format to keep them apart or \
+                         rename them)",
+                        p.display()
+                    ),
+                }
+                .into());
+            }
+        }
+        let (h, w) = (li.rgb.height(), li.rgb.width());
+        let idr_desc = match (self.idr, self.up.info().kind) {
+            (Some(i), _) => format!("from {}", i.source),
+            (None, ModelKind::Split) => {
+                let (ch, cw) = ide_crop(h, w, self.up.ide_max_pixels());
+                if (ch, cw) == (h, w) {
+                    "estimated on the whole image".to_owned()
+                } else {
+                    format!("estimated on the centre {cw}x{ch} crop")
+                }
+            }
+            (None, ModelKind::Folded) => format!(
+                "built in ({})",
+                self.up
+                    .info()
+                    .idr_source
+                    .as_deref()
+                    .unwrap_or("unknown source")
+            ),
+            (None, ModelKind::Dynamic) => "estimated inside the dynamic graph".to_owned(),
+        };
+        let mut tiles = 1;
+        let bar = std::cell::RefCell::new(None::<indicatif::ProgressBar>);
+        let out = self.up.upscale_loaded(li, self.idr, &mut |done, total| {
+            tiles = total;
+            if self.show_tiles && total > 1 {
+                let mut b = bar.borrow_mut();
+                let pb = b.get_or_insert_with(|| super::progress_bar(total as u64, true, "tiles"));
+                pb.set_position(done as u64);
+            }
+        })?;
+        if let Some(pb) = bar.borrow_mut().take() {
+            pb.finish_and_clear();
+        }
+        let meta = Metadata {
+            icc: img.icc.as_deref(),
+            exif: img.exif.as_deref(),
+        };
+        let metadata = match &out_path {
+            Some(p) => write_image(p, &out, format, meta, self.write)?,
+            None => {
+                let mut buf = Cursor::new(Vec::new());
+                let rep = encode_image(
+                    &mut buf,
+                    &out,
+                    format,
+                    meta,
+                    self.write,
+                    Path::new("<stdout>"),
+                )?;
+                let mut so = std::io::stdout().lock();
+                so.write_all(buf.get_ref())
+                    .and_then(|()| so.flush())
+                    .map_err(|e| kdsr_runtime::Error::Output {
+                        path: "<stdout>".into(),
+                        message: e.to_string(),
+                    })?;
+                rep
+            }
+        };
+        Ok(FileReport {
+            input: src.label(),
+            output: out_label,
+            format,
+            width: w,
+            height: h,
+            out_width: out.width() as usize,
+            out_height: out.height() as usize,
+            channels: li.rgb.channels(),
+            alpha: has_alpha,
+            bits: li.bit_depth.bits(),
+            tiles,
+            idr: idr_desc,
+            metadata,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The output format and path (`None` for stdout).
+    fn resolve_output(
+        &self,
+        src: &Source,
+        dest: &Dest,
+        img: &InputImage,
+    ) -> anyhow::Result<(OutFormat, Option<PathBuf>)> {
+        let li = &img.image;
+        Ok(match dest {
+            Dest::Stdout => (self.forced_format.unwrap_or(OutFormat::Png), None),
+            Dest::File(p) => {
+                let f = OutFormat::from_path(p)
+                    .or(self.forced_format)
+                    .unwrap_or(OutFormat::Png);
+                (f, Some(p.clone()))
+            }
+            Dest::Dir(dir) => {
+                let (stem, in_ext) = match src {
+                    Source::File(p) => (
+                        p.file_stem()
+                            .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned()),
+                        p.extension().map(|e| e.to_string_lossy().into_owned()),
+                    ),
+                    Source::Stdin => ("stdin".to_owned(), None),
+                };
+                let (f, ext) = match self.forced_format {
+                    Some(f) => (f, f.extension().to_owned()),
+                    None => match in_ext
+                        .as_deref()
+                        .and_then(|e| OutFormat::from_extension(e).map(|f| (f, e.to_owned())))
+                    {
+                        Some((f, e))
+                            if f.check_holds(li.color, li.alpha.is_some(), li.bit_depth)
+                                .is_ok() =>
+                        {
+                            (f, e)
+                        }
+                        _ => (OutFormat::Png, "png".to_owned()),
+                    },
+                };
+                (f, Some(dir.join(format!("{stem}.{ext}"))))
+            }
+        })
+    }
+}

@@ -1,0 +1,509 @@
+//! One ONNX graph file: its `metadata_props`, the symbolic (decluttered) tract model, and the
+//! optimized plans built from it, one per concrete input size.
+//!
+//! tract's fast convolution kernels need concrete shapes (`shared/reference/tract-notes.md`: a plan
+//! optimized with symbolic H/W runs about 2× slower), so the symbolic model is kept and
+//! `Graph::plan` concretizes `h`, `w` and optimizes once per size, caching the plan. Tiling
+//! uses one window size for all tiles of an image, so an image needs one plan per graph; the
+//! [`PLAN_CACHE`] most recently used plans are kept.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tract_linalg::multithread::Executor;
+use tract_onnx::pb::ModelProto;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::knobs::KnobScope;
+
+use crate::error::{Error, Result};
+
+/// The `kdsr.format` value this runtime reads.
+pub const FORMAT_VERSION: &str = "1";
+
+/// What one ONNX file computes (its `kdsr.graph` metadata value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GraphKind {
+    /// `lr` → `sr`, `D`: IDE and SR network in one graph.
+    Dynamic,
+    /// `lr` → `D`, `D_prime`: the IDE of a split pair.
+    Ide,
+    /// `lr`, `D` → `sr`: the SR network of a split pair.
+    Sr,
+    /// `lr` → `sr` with one IDR folded into constant kernels.
+    Folded,
+    /// The dynamic graph at a fixed batch (not loaded by this runtime).
+    Batched,
+}
+
+impl GraphKind {
+    /// Parses a `kdsr.graph` value.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "dynamic" => GraphKind::Dynamic,
+            "ide" => GraphKind::Ide,
+            "sr" => GraphKind::Sr,
+            "folded" => GraphKind::Folded,
+            "batched" => GraphKind::Batched,
+            _ => return None,
+        })
+    }
+
+    /// The metadata name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GraphKind::Dynamic => "dynamic",
+            GraphKind::Ide => "ide",
+            GraphKind::Sr => "sr",
+            GraphKind::Folded => "folded",
+            GraphKind::Batched => "batched",
+        }
+    }
+}
+
+impl std::fmt::Display for GraphKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a graph's `metadata_props` say (keys `kdsr.*`, written by `kdsr-converter`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct GraphMeta {
+    /// The file.
+    pub path: PathBuf,
+    /// `kdsr.graph`.
+    pub kind: GraphKind,
+    /// `kdsr.preset`.
+    pub preset: String,
+    /// `kdsr.scale`.
+    pub scale: u32,
+    /// `kdsr.n_feats` (C, the length of `D`).
+    pub n_feats: usize,
+    /// `kdsr.n_blocks` (N), when present.
+    pub n_blocks: Option<usize>,
+    /// `kdsr.n_resblocks` (R), when present.
+    pub n_resblocks: Option<usize>,
+    /// `kdsr.precision`.
+    pub precision: String,
+    /// `kdsr.weights_hash`.
+    pub weights_hash: String,
+    /// `kdsr.idr_source` of folded graphs.
+    pub idr_source: Option<String>,
+}
+
+impl GraphMeta {
+    /// Reads and checks the `kdsr.*` metadata of `proto` (file `path`): format `1`, a known graph
+    /// kind, scale 2/3/4, C > 0 and a weights hash must all be present.
+    pub fn from_proto(proto: &ModelProto, path: &Path) -> Result<Self> {
+        let props: HashMap<&str, &str> = proto
+            .metadata_props
+            .iter()
+            .map(|p| (p.key.as_str(), p.value.as_str()))
+            .collect();
+        let bad = |m: String| Error::model(path, m);
+        let get = |k: &str| -> Result<&str> {
+            props.get(k).copied().ok_or_else(|| {
+                bad(format!(
+                    "metadata_props lack `{k}`: not a graph written by kdsr-converter (re-export \
+                     it with `converter export`)"
+                ))
+            })
+        };
+        let format = get("kdsr.format")?;
+        if format != FORMAT_VERSION {
+            return Err(bad(format!(
+                "graph format `{format}`, this kdsr-edge reads format `{FORMAT_VERSION}`; \
+                 re-export the model with a matching converter"
+            )));
+        }
+        let kind_s = get("kdsr.graph")?;
+        let kind = GraphKind::parse(kind_s).ok_or_else(|| {
+            bad(format!(
+                "unknown graph kind `{kind_s}` (expected dynamic, ide, sr, folded or batched)"
+            ))
+        })?;
+        let num = |k: &str| -> Result<usize> {
+            let v = get(k)?;
+            v.parse::<usize>()
+                .map_err(|_| bad(format!("`{k}` = `{v}` is not a number")))
+        };
+        let opt_num = |k: &str| -> Result<Option<usize>> {
+            match props.get(k) {
+                None => Ok(None),
+                Some(v) => v
+                    .parse::<usize>()
+                    .map(Some)
+                    .map_err(|_| bad(format!("`{k}` = `{v}` is not a number"))),
+            }
+        };
+        let scale = num("kdsr.scale")?;
+        if !(2..=4).contains(&scale) {
+            return Err(bad(format!(
+                "`kdsr.scale` = {scale}: KDSR defines scales 2, 3 and 4"
+            )));
+        }
+        let n_feats = num("kdsr.n_feats")?;
+        if n_feats == 0 {
+            return Err(bad("`kdsr.n_feats` = 0".into()));
+        }
+        Ok(GraphMeta {
+            path: path.to_path_buf(),
+            kind,
+            preset: get("kdsr.preset")?.to_owned(),
+            scale: scale as u32,
+            n_feats,
+            n_blocks: opt_num("kdsr.n_blocks")?,
+            n_resblocks: opt_num("kdsr.n_resblocks")?,
+            precision: props.get("kdsr.precision").unwrap_or(&"f32").to_string(),
+            weights_hash: get("kdsr.weights_hash")?.to_owned(),
+            idr_source: props.get("kdsr.idr_source").map(|s| s.to_string()),
+        })
+    }
+}
+
+/// How plans are built and run: the tract executor (threads) and the knobs in force while a plan
+/// is optimized.
+#[derive(Clone, Debug)]
+pub(crate) struct PlanSettings {
+    /// `None` runs on the calling thread.
+    pub executor: Option<Executor>,
+    /// Decides `TRACT_DISABLE_DIRECT_SPATIAL` per graph kind while optimizing.
+    pub direct_spatial: crate::upscaler::DirectSpatial,
+}
+
+type Plan = Arc<TypedRunnableModel>;
+
+/// Outputs of one run, as float32.
+#[derive(Debug, Default)]
+pub(crate) struct RunOutputs {
+    /// `sr` `[1, 3, s·h, s·w]`, float32.
+    pub sr: Option<Tensor>,
+    pub d: Option<Vec<f32>>,
+    pub d_prime: Option<Vec<f32>>,
+}
+
+/// A loaded graph (see the module docs).
+pub(crate) struct Graph {
+    pub meta: GraphMeta,
+    model: TypedModel,
+    sym_h: Symbol,
+    sym_w: Symbol,
+    lr_input: usize,
+    d_input: Option<usize>,
+    out_sr: Option<usize>,
+    out_d: Option<usize>,
+    out_dp: Option<usize>,
+    input_types: Vec<DatumType>,
+    settings: Arc<PlanSettings>,
+    /// Most recently used first, at most [`PLAN_CACHE`] entries.
+    plans: Mutex<Vec<((usize, usize), Plan)>>,
+}
+
+/// Plans kept per graph (least recently used dropped first): each holds its own packed copy of
+/// the weights, so a folder of differently sized images must not grow memory without bound.
+pub const PLAN_CACHE: usize = 4;
+
+impl std::fmt::Debug for Graph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Graph").field("meta", &self.meta).finish()
+    }
+}
+
+fn tract_err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::model(path, format!("{what}: {e:#}"))
+}
+
+impl Graph {
+    /// Reads `path`, checks its metadata and its inputs/outputs against the kind it declares, and
+    /// declutters it (symbolic `h`, `w`).
+    pub fn load(path: &Path, settings: Arc<PlanSettings>) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::model(
+                path,
+                if path.exists() {
+                    "not a file".to_owned()
+                } else {
+                    "no such file".to_owned()
+                },
+            ));
+        }
+        let proto = tract_onnx::onnx()
+            .proto_model_for_path(path)
+            .map_err(|e| tract_err(path, "not a readable ONNX file", e))?;
+        let meta = GraphMeta::from_proto(&proto, path)?;
+        if meta.kind == GraphKind::Batched {
+            return Err(Error::model(
+                path,
+                "a batched graph (fixed batch, for throughput servers); kdsr-edge loads \
+                 dynamic, split (PREFIX-ide.onnx + PREFIX-sr.onnx) or folded graphs",
+            ));
+        }
+        let inference = tract_onnx::onnx()
+            .model_for_proto_model(&proto)
+            .map_err(|e| tract_err(path, "tract cannot load the graph", e))?;
+        drop(proto);
+        let typed = inference
+            .into_typed()
+            .map_err(|e| tract_err(path, "tract cannot type the graph", e))?;
+        let input_names: Vec<String> = typed
+            .input_outlets()
+            .map_err(|e| tract_err(path, "graph inputs", e))?
+            .iter()
+            .map(|o| typed.node(o.node).name.clone())
+            .collect();
+        let output_names: Vec<String> = typed
+            .output_outlets()
+            .map_err(|e| tract_err(path, "graph outputs", e))?
+            .iter()
+            .map(|o| {
+                typed
+                    .outlet_label(*o)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| typed.node(o.node).name.clone())
+            })
+            .collect();
+        let model = typed
+            .into_decluttered()
+            .map_err(|e| tract_err(path, "tract cannot declutter the graph", e))?;
+        let find = |names: &[String], n: &str| names.iter().position(|x| x == n);
+        let lr_input = find(&input_names, "lr").ok_or_else(|| {
+            Error::model(
+                path,
+                format!("no input named `lr` (inputs: {input_names:?})"),
+            )
+        })?;
+        let d_input = find(&input_names, "D");
+        let (out_sr, out_d, out_dp) = (
+            find(&output_names, "sr"),
+            find(&output_names, "D"),
+            find(&output_names, "D_prime"),
+        );
+        let need = |ok: bool, what: &str| -> Result<()> {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::model(
+                    path,
+                    format!(
+                        "metadata says a `{}` graph, but it {what} (inputs {input_names:?}, \
+                         outputs {output_names:?})",
+                        meta.kind
+                    ),
+                ))
+            }
+        };
+        match meta.kind {
+            GraphKind::Dynamic => {
+                need(d_input.is_none(), "takes an input `D`")?;
+                need(out_sr.is_some(), "has no output `sr`")?;
+            }
+            GraphKind::Ide => need(
+                out_d.is_some() && out_dp.is_some(),
+                "lacks the outputs `D` and `D_prime`",
+            )?,
+            GraphKind::Sr => {
+                need(d_input.is_some(), "has no input `D`")?;
+                need(out_sr.is_some(), "has no output `sr`")?;
+            }
+            GraphKind::Folded => {
+                need(d_input.is_none(), "takes an input `D`")?;
+                need(out_sr.is_some(), "has no output `sr`")?;
+            }
+            GraphKind::Batched => {}
+        }
+        let n_inputs = input_names.len();
+        let mut input_types = Vec::with_capacity(n_inputs);
+        for i in 0..n_inputs {
+            let fact = model
+                .input_fact(i)
+                .map_err(|e| tract_err(path, "graph input", e))?;
+            input_types.push(fact.datum_type);
+        }
+        let lr_fact = model
+            .input_fact(lr_input)
+            .map_err(|e| tract_err(path, "graph input `lr`", e))?;
+        let dims: Vec<TDim> = lr_fact.shape.iter().cloned().collect();
+        let sym = |d: &TDim, axis: &str| -> Result<Symbol> {
+            match d {
+                TDim::Sym(s) => Ok(s.clone()),
+                other => Err(Error::model(
+                    path,
+                    format!(
+                        "input `lr` has a fixed {axis} ({other}); kdsr-edge needs graphs with \
+                         symbolic h and w (export with `converter export` defaults)"
+                    ),
+                )),
+            }
+        };
+        if dims.len() != 4 || dims[0] != TDim::Val(1) || dims[1] != TDim::Val(3) {
+            return Err(Error::model(
+                path,
+                format!(
+                    "input `lr` has shape {:?}, expected [1, 3, h, w]",
+                    lr_fact.shape
+                ),
+            ));
+        }
+        let (sym_h, sym_w) = (sym(&dims[2], "height")?, sym(&dims[3], "width")?);
+        if let Some(di) = d_input {
+            let f = model
+                .input_fact(di)
+                .map_err(|e| tract_err(path, "graph input `D`", e))?;
+            let ok = f.shape.iter().cloned().collect::<Vec<_>>()
+                == vec![TDim::Val(1), TDim::Val(meta.n_feats as i64)];
+            if !ok {
+                return Err(Error::model(
+                    path,
+                    format!(
+                        "input `D` has shape {:?}, but `kdsr.n_feats` = {} needs [1, {}]",
+                        f.shape, meta.n_feats, meta.n_feats
+                    ),
+                ));
+            }
+        }
+        Ok(Graph {
+            meta,
+            model,
+            sym_h,
+            sym_w,
+            lr_input,
+            d_input,
+            out_sr,
+            out_d,
+            out_dp,
+            input_types,
+            settings,
+            plans: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Number of cached plans.
+    pub fn cached_plans(&self) -> usize {
+        self.plans.lock().map(|p| p.len()).unwrap_or(0)
+    }
+
+    /// The optimized plan for LR input `h × w`, built on first use and cached.
+    pub fn plan(&self, h: usize, w: usize) -> Result<Plan> {
+        if let Ok(mut m) = self.plans.lock()
+            && let Some(i) = m.iter().position(|(k, _)| *k == (h, w))
+        {
+            let entry = m.remove(i);
+            let plan = entry.1.clone();
+            m.insert(0, entry);
+            return Ok(plan);
+        }
+        let path = &self.meta.path;
+        let err = |what: &str, e: TractError| Error::Inference {
+            path: path.clone(),
+            message: format!("{what} for input {h}x{w}: {e:#}"),
+        };
+        let subs = HashMap::from([
+            (self.sym_h.clone(), TDim::Val(h as i64)),
+            (self.sym_w.clone(), TDim::Val(w as i64)),
+        ]);
+        let concrete = self
+            .model
+            .set_symbols(&subs)
+            .map_err(|e| err("concretizing the shape", e))?;
+        let knob = if self.settings.direct_spatial.disables_for(self.meta.kind) {
+            "1"
+        } else {
+            "0"
+        };
+        let scope = KnobScope::new([("TRACT_DISABLE_DIRECT_SPATIAL", knob)])
+            .map_err(|e| err("setting tract knobs", e))?;
+        let optimized = scope
+            .enter(|| concrete.into_optimized())
+            .map_err(|e| err("optimizing", e))?;
+        let options = RunOptions {
+            executor: self.settings.executor.clone(),
+            ..RunOptions::default()
+        };
+        let plan = optimized
+            .into_runnable_with_options(&options)
+            .map_err(|e| err("building the plan", e))?;
+        if let Ok(mut m) = self.plans.lock() {
+            m.retain(|(k, _)| *k != (h, w));
+            m.insert(0, ((h, w), plan.clone()));
+            m.truncate(PLAN_CACHE);
+        }
+        Ok(plan)
+    }
+
+    /// Runs the graph on `lr` (`[3, h, w]` CHW values in [0, 1]) and, for SR graphs, `d` (`[C]`).
+    pub fn run(&self, lr: &[f32], h: usize, w: usize, d: Option<&[f32]>) -> Result<RunOutputs> {
+        let path = &self.meta.path;
+        let err = |e: TractError| Error::Inference {
+            path: path.clone(),
+            message: format!("running on input {h}x{w}: {e:#}"),
+        };
+        let plan = self.plan(h, w)?;
+        let mut inputs: TVec<TValue> = tvec![];
+        for (i, dt) in self.input_types.iter().enumerate() {
+            let t = if i == self.lr_input {
+                Tensor::from_shape(&[1, 3, h, w], lr).map_err(err)?
+            } else if Some(i) == self.d_input {
+                let d = d.ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{} needs an IDR (`D`) input",
+                        self.meta.path.display()
+                    ))
+                })?;
+                if d.len() != self.meta.n_feats {
+                    return Err(Error::Usage(format!(
+                        "IDR has {} values, {} takes C = {}",
+                        d.len(),
+                        self.meta.path.display(),
+                        self.meta.n_feats
+                    )));
+                }
+                Tensor::from_shape(&[1, d.len()], d).map_err(err)?
+            } else {
+                return Err(Error::model(
+                    path,
+                    format!("unexpected graph input #{i} (inputs are `lr` and `D`)"),
+                ));
+            };
+            let t = if *dt == f32::datum_type() {
+                t
+            } else {
+                t.cast_to_dt(*dt).map_err(err)?.into_owned()
+            };
+            inputs.push(t.into_tvalue());
+        }
+        let outs = plan.run(inputs).map_err(err)?;
+        let mut outs: Vec<Option<TValue>> = outs.into_iter().map(Some).collect();
+        let mut take = |ix: Option<usize>| -> Result<Option<Tensor>> {
+            let Some(ix) = ix else { return Ok(None) };
+            let v = outs
+                .get_mut(ix)
+                .and_then(Option::take)
+                .ok_or_else(|| Error::Inference {
+                    path: path.clone(),
+                    message: format!("output #{ix} missing"),
+                })?;
+            let t = v.into_tensor();
+            if t.datum_type() == f32::datum_type() {
+                Ok(Some(t))
+            } else {
+                Ok(Some(t.cast_to::<f32>().map_err(err)?.into_owned()))
+            }
+        };
+        let sr = take(self.out_sr)?;
+        let vector = |t: Option<Tensor>| -> Result<Option<Vec<f32>>> {
+            t.map(|t| {
+                t.try_as_plain_ram()
+                    .and_then(|v| v.as_slice::<f32>().map(<[f32]>::to_vec))
+                    .map_err(err)
+            })
+            .transpose()
+        };
+        Ok(RunOutputs {
+            sr,
+            d: vector(take(self.out_d)?)?,
+            d_prime: vector(take(self.out_dp)?)?,
+        })
+    }
+}

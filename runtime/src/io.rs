@@ -1,0 +1,449 @@
+//! Image files for the CLI: guarded decoding (dimensions checked from the header before any
+//! pixel is decoded), EXIF orientation, ICC profile and EXIF pass-through, and atomic writes.
+//!
+//! # Reading ([`read_image`], [`read_image_bytes`])
+//! PNG, JPEG, WebP, TIFF and PNM/PAM, the format guessed from the content. The header's
+//! dimensions are checked first: 0×0 is refused, and more than [`ReadOptions::max_pixels`]
+//! pixels is refused before decoding (decompression bombs); the decoder also runs under
+//! `image::Limits` (allocation cap). The EXIF orientation is applied to the pixels and then reset
+//! to 1 in the kept EXIF block, so viewers do not rotate the result again. Pixel values are taken
+//! as stored (no colour management); the ICC profile is carried to the output instead.
+//!
+//! # Writing ([`write_image`], [`encode_image`])
+//! The format comes from the extension or `--format`. What each format keeps:
+//!
+//! | format | 16-bit | alpha | ICC | EXIF |
+//! | --- | --- | --- | --- | --- |
+//! | PNG | yes | yes | yes (`iCCP`) | yes (`eXIf`) |
+//! | JPEG | no | no | yes (APP2) | yes (APP1) |
+//! | WebP (lossless) | no | yes | yes | yes |
+//! | TIFF | yes | RGB only | no | no |
+//! | PAM/PNM, PPM, PGM | PAM only | PAM only | no | no |
+//!
+//! A format that cannot hold the image's bit depth or alpha is refused before any work is done
+//! (nothing is silently lost); metadata a format cannot hold is dropped and reported in
+//! [`MetadataReport`]. Files are encoded into a temporary file in the target's folder (removed on
+//! any failure), synced and renamed over the target, so a target never holds a partial image.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Cursor, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::PngEncoder;
+use image::codecs::pnm::{PnmEncoder, PnmSubtype, SampleEncoding};
+use image::codecs::tiff::TiffEncoder;
+use image::codecs::webp::WebPEncoder;
+use image::metadata::Orientation;
+use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder, ImageReader, Limits};
+use kdsr_core::io::{BitDepth, ColorKind, LoadedImage, from_dynamic};
+
+use crate::error::{Error, Result};
+
+/// Default for [`ReadOptions::max_pixels`]: 40 megapixels (an LR image that large is a
+/// 640-megapixel output at ×4).
+pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
+
+/// How images are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Largest `width × height` accepted, checked from the header before decoding.
+    pub max_pixels: u64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self {
+            max_pixels: DEFAULT_MAX_PIXELS,
+        }
+    }
+}
+
+/// A decoded input image and what travels with it.
+#[derive(Clone, Debug)]
+pub struct InputImage {
+    /// Pixels (orientation applied), colour planes and alpha.
+    pub image: LoadedImage,
+    /// The container format.
+    pub format: image::ImageFormat,
+    /// The embedded ICC profile.
+    pub icc: Option<Vec<u8>>,
+    /// The EXIF block (orientation reset to 1 when it was applied).
+    pub exif: Option<Vec<u8>>,
+    /// The EXIF orientation that was applied to the pixels.
+    pub orientation: Orientation,
+}
+
+/// Reads and decodes the image file at `path` (see the [module docs](self)).
+/// Errors: [`Error::Input`] naming `path`.
+pub fn read_image(path: &Path, options: ReadOptions) -> Result<InputImage> {
+    let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+    decode(BufReader::new(file), path, options)
+}
+
+/// Decodes an image held in memory (e.g. read from stdin); `name` labels errors.
+pub fn read_image_bytes(bytes: &[u8], name: &Path, options: ReadOptions) -> Result<InputImage> {
+    decode(Cursor::new(bytes), name, options)
+}
+
+fn decode<R: BufRead + Seek>(reader: R, path: &Path, options: ReadOptions) -> Result<InputImage> {
+    let bad = |m: String| Error::input(path, m);
+    let mut reader = ImageReader::new(reader)
+        .with_guessed_format()
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
+    let format = reader.format().ok_or_else(|| {
+        bad("not an image in a known format (PNG, JPEG, WebP, TIFF, PNM/PAM)".into())
+    })?;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(options.max_pixels.saturating_mul(16).max(64 << 20));
+    reader.limits(limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| bad(format!("corrupt or truncated {format:?} file: {e}")))?;
+    let (w, h) = decoder.dimensions();
+    if w == 0 || h == 0 {
+        return Err(bad(format!("empty image ({w}x{h})")));
+    }
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > options.max_pixels {
+        return Err(bad(format!(
+            "{w}x{h} = {pixels} pixels exceeds --max-pixels {} (a guard against decompression \
+             bombs, checked from the header); raise --max-pixels if the image is genuine",
+            options.max_pixels
+        )));
+    }
+    let original = decoder.original_color_type();
+    if matches!(
+        original,
+        ExtendedColorType::Cmyk8 | ExtendedColorType::Cmyk16
+    ) {
+        return Err(bad(format!(
+            "{original:?} is not supported (convert the file to RGB first)"
+        )));
+    }
+    let icc = decoder.icc_profile().ok().flatten();
+    let exif = decoder.exif_metadata().ok().flatten();
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder)
+        .map_err(|e| bad(format!("corrupt or truncated {format:?} file: {e}")))?;
+    img.apply_orientation(orientation);
+    let exif = exif.map(|mut e| {
+        let _ = Orientation::remove_from_exif_chunk(&mut e);
+        e
+    });
+    let image = from_dynamic(&img).map_err(|e| bad(unprefixed(&e.to_string())))?;
+    Ok(InputImage {
+        image,
+        format,
+        icc,
+        exif,
+        orientation,
+    })
+}
+
+/// `kdsr_core` errors on in-memory images start with `image <memory>: `.
+fn unprefixed(msg: &str) -> String {
+    msg.strip_prefix("image <memory>: ")
+        .unwrap_or(msg)
+        .to_owned()
+}
+
+/// An output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutFormat {
+    /// PNG.
+    Png,
+    /// Baseline JPEG.
+    Jpeg,
+    /// Lossless WebP.
+    WebP,
+    /// TIFF.
+    Tiff,
+    /// PAM (`P7`), written for `.pam` and `.pnm`.
+    Pam,
+    /// Binary PPM (`P6`), RGB only.
+    Ppm,
+    /// Binary PGM (`P5`), gray only.
+    Pgm,
+}
+
+impl OutFormat {
+    /// The format for a file extension (case-insensitive), `None` when unknown.
+    pub fn from_extension(ext: &str) -> Option<Self> {
+        Some(match ext.to_ascii_lowercase().as_str() {
+            "png" => OutFormat::Png,
+            "jpg" | "jpeg" | "jfif" => OutFormat::Jpeg,
+            "webp" => OutFormat::WebP,
+            "tif" | "tiff" => OutFormat::Tiff,
+            "pam" | "pnm" => OutFormat::Pam,
+            "ppm" => OutFormat::Ppm,
+            "pgm" => OutFormat::Pgm,
+            _ => return None,
+        })
+    }
+
+    /// The format of `path`'s extension.
+    pub fn from_path(path: &Path) -> Option<Self> {
+        path.extension()
+            .and_then(|e| e.to_str())
+            .and_then(Self::from_extension)
+    }
+
+    /// The extension written for this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            OutFormat::Png => "png",
+            OutFormat::Jpeg => "jpg",
+            OutFormat::WebP => "webp",
+            OutFormat::Tiff => "tif",
+            OutFormat::Pam => "pam",
+            OutFormat::Ppm => "ppm",
+            OutFormat::Pgm => "pgm",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            OutFormat::Png => "PNG",
+            OutFormat::Jpeg => "JPEG",
+            OutFormat::WebP => "WebP",
+            OutFormat::Tiff => "TIFF",
+            OutFormat::Pam => "PAM",
+            OutFormat::Ppm => "PPM",
+            OutFormat::Pgm => "PGM",
+        }
+    }
+
+    fn holds_16_bit(self) -> bool {
+        matches!(self, OutFormat::Png | OutFormat::Tiff | OutFormat::Pam)
+    }
+
+    fn holds_alpha(self, color: ColorKind) -> bool {
+        match self {
+            OutFormat::Png | OutFormat::WebP | OutFormat::Pam => true,
+            OutFormat::Tiff => color == ColorKind::Rgb,
+            OutFormat::Jpeg | OutFormat::Ppm | OutFormat::Pgm => false,
+        }
+    }
+
+    /// Checks that this format holds an image of `color`, with `alpha`, at `depth` without loss;
+    /// the message names what would be lost and the formats that keep it.
+    pub fn check_holds(
+        self,
+        color: ColorKind,
+        alpha: bool,
+        depth: BitDepth,
+    ) -> std::result::Result<(), String> {
+        let kind = match color {
+            ColorKind::Gray => "gray",
+            ColorKind::Rgb => "RGB",
+        };
+        if (self == OutFormat::Ppm && color != ColorKind::Rgb)
+            || (self == OutFormat::Pgm && color != ColorKind::Gray)
+        {
+            return Err(format!(
+                "{} cannot hold a {kind} image; write .png or .pam",
+                self.name()
+            ));
+        }
+        let mut lost = Vec::new();
+        if alpha && !self.holds_alpha(color) {
+            lost.push("the alpha channel");
+        }
+        if depth == BitDepth::Sixteen && !self.holds_16_bit() {
+            lost.push("16-bit depth");
+        }
+        if lost.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} would lose {} of this {}-bit {kind}{} image; write .png (or .tif / .pam) to \
+                 keep it",
+                self.name(),
+                lost.join(" and "),
+                depth.bits(),
+                if alpha { "+alpha" } else { "" },
+            ))
+        }
+    }
+}
+
+/// What happened to one kind of metadata on writing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetaFate {
+    /// The input had none.
+    None,
+    /// Written into the output.
+    Kept,
+    /// Dropped because the output format cannot hold it.
+    Unsupported,
+    /// Dropped on request (`--strip`).
+    Stripped,
+}
+
+/// What happened to the ICC profile and the EXIF block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MetadataReport {
+    /// ICC profile.
+    pub icc: MetaFate,
+    /// EXIF block.
+    pub exif: MetaFate,
+}
+
+/// How outputs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// JPEG quality 1..=100.
+    pub jpeg_quality: u8,
+    /// Drop ICC and EXIF.
+    pub strip: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        Self {
+            jpeg_quality: 95,
+            strip: false,
+        }
+    }
+}
+
+/// Metadata to carry into an output.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Metadata<'a> {
+    /// ICC profile.
+    pub icc: Option<&'a [u8]>,
+    /// EXIF block.
+    pub exif: Option<&'a [u8]>,
+}
+
+fn attach(enc: &mut dyn ImageEncoderMeta, meta: Metadata<'_>, strip: bool) -> MetadataReport {
+    let fate = |data: Option<&[u8]>, set: &mut dyn FnMut(Vec<u8>) -> bool| match data {
+        None => MetaFate::None,
+        Some(_) if strip => MetaFate::Stripped,
+        Some(d) => {
+            if set(d.to_vec()) {
+                MetaFate::Kept
+            } else {
+                MetaFate::Unsupported
+            }
+        }
+    };
+    let icc = fate(meta.icc, &mut |d| enc.icc(d));
+    let exif = fate(meta.exif, &mut |d| enc.exif(d));
+    MetadataReport { icc, exif }
+}
+
+/// Object-safe access to the metadata setters of `image`'s encoders.
+trait ImageEncoderMeta {
+    fn icc(&mut self, d: Vec<u8>) -> bool;
+    fn exif(&mut self, d: Vec<u8>) -> bool;
+}
+
+impl<E: ImageEncoder> ImageEncoderMeta for E {
+    fn icc(&mut self, d: Vec<u8>) -> bool {
+        self.set_icc_profile(d).is_ok()
+    }
+    fn exif(&mut self, d: Vec<u8>) -> bool {
+        self.set_exif_metadata(d).is_ok()
+    }
+}
+
+/// Encodes `img` as `format` into `w` with the metadata `meta` (see the [module docs](self)).
+/// `name` labels errors.
+pub fn encode_image<W: Write + Seek>(
+    w: &mut W,
+    img: &DynamicImage,
+    format: OutFormat,
+    meta: Metadata<'_>,
+    options: WriteOptions,
+    name: &Path,
+) -> Result<MetadataReport> {
+    let enc_err =
+        |e: image::ImageError| Error::output(name, format!("encoding {}: {e}", format.name()));
+    fn run<E: ImageEncoder>(
+        mut enc: E,
+        img: &DynamicImage,
+        meta: Metadata<'_>,
+        strip: bool,
+    ) -> std::result::Result<MetadataReport, image::ImageError> {
+        let report = attach(&mut enc, meta, strip);
+        img.write_with_encoder(enc)?;
+        Ok(report)
+    }
+    let strip = options.strip;
+    match format {
+        OutFormat::Png => run(PngEncoder::new(&mut *w), img, meta, strip),
+        OutFormat::Jpeg => run(
+            JpegEncoder::new_with_quality(&mut *w, options.jpeg_quality.clamp(1, 100)),
+            img,
+            meta,
+            strip,
+        ),
+        OutFormat::WebP => run(WebPEncoder::new_lossless(&mut *w), img, meta, strip),
+        OutFormat::Tiff => run(TiffEncoder::new(&mut *w), img, meta, strip),
+        OutFormat::Pam => run(
+            PnmEncoder::new(&mut *w).with_subtype(PnmSubtype::ArbitraryMap),
+            img,
+            meta,
+            strip,
+        ),
+        OutFormat::Ppm => run(
+            PnmEncoder::new(&mut *w).with_subtype(PnmSubtype::Pixmap(SampleEncoding::Binary)),
+            img,
+            meta,
+            strip,
+        ),
+        OutFormat::Pgm => run(
+            PnmEncoder::new(&mut *w).with_subtype(PnmSubtype::Graymap(SampleEncoding::Binary)),
+            img,
+            meta,
+            strip,
+        ),
+    }
+    .map_err(enc_err)
+}
+
+/// Encodes `img` and writes it to `path` atomically (temporary file in the same folder, synced,
+/// renamed; removed on any failure), with mode 0644 on Unix.
+pub fn write_image(
+    path: &Path,
+    img: &DynamicImage,
+    format: OutFormat,
+    meta: Metadata<'_>,
+    options: WriteOptions,
+) -> Result<MetadataReport> {
+    let io = |what: &str, e: std::io::Error| Error::output(path, format!("{what}: {e}"));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::output(path, "not a file path"))?
+        .to_string_lossy()
+        .into_owned();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| io("cannot create a temporary file in the output folder", e))?;
+    let report = {
+        let mut bw = BufWriter::new(tmp.as_file_mut());
+        let report = encode_image(&mut bw, img, format, meta, options, path)?;
+        bw.flush().map_err(|e| io("writing", e))?;
+        report
+    };
+    tmp.as_file().sync_all().map_err(|e| io("syncing", e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| io("setting permissions", e))?;
+    }
+    tmp.persist(path)
+        .map_err(|e| io("renaming the temporary file into place", e.error))?;
+    Ok(report)
+}

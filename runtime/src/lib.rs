@@ -1,0 +1,38 @@
+//! `kdsr-runtime`: KDSR blind super-resolution on CPUs and ARM boards with tract — the
+//! [`Upscaler`] library behind the `kdsr-edge` CLI.
+//!
+//! ```no_run
+//! use kdsr_runtime::{Options, Upscaler};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A split pair models/kdsr-edge-ide.onnx + models/kdsr-edge-sr.onnx, exported by kdsr-converter.
+//! let up = Upscaler::load("models/kdsr-edge", Options::default())?;
+//! let img = image::open("photo.png")?;
+//! let sr = up.upscale_image(&img)?; // IDR estimated once, tiles under the 512 MiB budget
+//! sr.save("photo-x4.png")?;
+//! # Ok(()) }
+//! ```
+//!
+//! - [`upscaler`]: loading dynamic, split and folded graphs with their metadata checked,
+//!   [`Upscaler::estimate_idr`], [`Upscaler::upscale`], [`Upscaler::upscale_with_idr`], tiling.
+//! - [`tiling`]: exact crop-centre tiling and the receptive radius that sizes its overlap.
+//! - [`memory`]: the measured memory model that sizes tiles from a budget.
+//! - [`image`]: whole images (gray, alpha, 16-bit) in and out.
+//! - [`io`]: guarded image decoding, EXIF orientation, ICC/EXIF pass-through, atomic writes.
+//! - [`bank`]: the degradation bank that names an IDR's nearest known degradation.
+//! - [`graph`]: one ONNX graph, its `kdsr.*` metadata and its per-size optimized plans.
+
+pub mod bank;
+pub mod error;
+pub mod graph;
+pub mod image;
+pub mod io;
+pub mod memory;
+pub mod tiling;
+pub mod upscaler;
+
+pub use error::{Error, ErrorClass, Result};
+pub use graph::{GraphKind, GraphMeta};
+pub use kdsr_core::Planar;
+pub use kdsr_core::idr::Idr;
+pub use upscaler::{DirectSpatial, ModelInfo, ModelKind, Options, TileOutput, Upscaler};
