@@ -17,7 +17,6 @@ use crate::error::{ConvertError, Result};
 use crate::graph::{ExportKind, GraphKind, Precision, output_floor};
 use crate::idr_source::{self, IdeRunner, IdrSource};
 use crate::network::Network;
-use crate::quantize::calibrate::CalibOptions;
 use crate::quantize::report::{QuantReport, quant_report};
 use crate::quantize::{self as quant, QuantizeOptions};
 use crate::reference;
@@ -297,7 +296,7 @@ pub struct FoldedIdr {
 pub fn build(net: &Network, opts: &ExportOptions) -> Result<(Vec<Built>, Option<FoldedIdr>)> {
     opts.validate()?;
     let crops = match (&opts.quantize.calib, opts.precision) {
-        (Some(c), Precision::Int8) => Some(c.crops()?),
+        (Some(c), Precision::Int8) => Some(c.crops(net.config.scale)?),
         _ => None,
     };
     build_with(net, opts, crops.as_deref())
@@ -779,7 +778,7 @@ pub fn export(net: &Network, opts: &ExportOptions, out: &Path) -> Result<Report>
         .calib
         .as_ref()
         .filter(|_| opts.precision.is_reduced())
-        .map(CalibOptions::crops)
+        .map(|c| c.crops(net.config.scale))
         .transpose()?;
     let (built, folded) = build_with(net, opts, crops.as_deref())?;
     let batch = opts.batch.unwrap_or(1);

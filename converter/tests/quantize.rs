@@ -13,7 +13,7 @@ use common::{baby_crop, calib_crops, calib_options, net, random_weights};
 use kdsr_converter::export::{Built, ExportOptions, Limits, TestInput, build_with, export, verify};
 use kdsr_converter::graph::{INT8_MIN_PSNR, INT8_WEIGHTS_MIN_PSNR, keys};
 use kdsr_converter::inspect::{param_count, tensor_f32};
-use kdsr_converter::quantize::calibrate::calibration_model;
+use kdsr_converter::quantize::calibrate::{DEGRADE_SIGMAS, calibration_model, center_crop};
 use kdsr_converter::quantize::report::evaluate_real;
 use kdsr_converter::quantize::rewrite::{calibration_tensors, dequantized_weights, insert_qdq};
 use kdsr_converter::quantize::{
@@ -22,6 +22,8 @@ use kdsr_converter::quantize::{
 use kdsr_converter::verify::{Plan, Value, psnr};
 use kdsr_converter::{ConvertError, ExportKind, GraphKind, Network, Precision, onnx};
 use kdsr_core::Planar;
+use kdsr_core::pipeline::degrade::{ClassicDegradation, Downsample};
+use kdsr_core::pipeline::kernels::{KERNEL_SIZE, isotropic_gaussian};
 use kdsr_core::spec::KdsrConfig;
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
@@ -499,5 +501,50 @@ fn builder_precisions_match_the_export_path() {
         o.quantize.calib = None;
         let b = &build_with(&net, &o, None).unwrap().0[0];
         assert_eq!(graph(&direct), graph(&b.model), "{p}");
+    }
+}
+
+#[test]
+fn calib_degrade_synthesises_blurred_lr_crops_of_the_crop_size() {
+    let plain = calib_options();
+    let mut degraded = calib_options();
+    degraded.degrade = true;
+    let (a, b) = (plain.crops(4).unwrap(), degraded.crops(4).unwrap());
+    assert_eq!(a.len(), b.len());
+    let mut whole = calib_options();
+    whole.crop = (100_000, 100_000);
+    for (d, w) in b.iter().zip(whole.crops(4).unwrap()) {
+        // LR crops of at most the requested size, from 4x larger HR center crops (an image
+        // smaller than that is used whole, cropped to a multiple of 4).
+        let lr = |crop: usize, hr: usize| crop.min(hr / 4);
+        assert_eq!(
+            (d.height(), d.width()),
+            (lr(plain.crop.0, w.height()), lr(plain.crop.1, w.width()))
+        );
+        // 8-bit LR, as the classic pipeline quantises it.
+        assert!(
+            d.data()
+                .iter()
+                .all(|v| ((v * 255.0).round() - v * 255.0).abs() < 1e-3)
+        );
+    }
+    // Each is the classic degradation of the HR center crop with σ_i spread evenly over
+    // DEGRADE_SIGMAS (σ 0.675, 1.625, 2.575, 3.525 for 4 images), noise-free.
+    let (lo, hi) = DEGRADE_SIGMAS;
+    for (i, (d, w)) in b.iter().zip(whole.crops(4).unwrap()).enumerate() {
+        let sigma = lo + (hi - lo) * (i as f64 + 0.5) / b.len() as f64;
+        let hr = center_crop(&w, (plain.crop.0 * 4, plain.crop.1 * 4))
+            .unwrap()
+            .crop_to_multiple(4)
+            .unwrap();
+        let deg = ClassicDegradation::new(
+            isotropic_gaussian(KERNEL_SIZE, sigma).unwrap(),
+            4,
+            0.0,
+            Downsample::Bicubic,
+        )
+        .unwrap();
+        let want = deg.apply_with_noise(&hr, None).unwrap();
+        assert_eq!(d.data(), want.data(), "image {i}, σ {sigma}");
     }
 }

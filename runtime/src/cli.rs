@@ -111,6 +111,10 @@ pub enum Command {
     /// noise and running the IDE.
     #[command(after_help = EXIT_CODES)]
     MakeBank(MakeBankArgs),
+    /// Evaluate a model on folders of HR images (Gaussian8, anisotropic + noise): PSNR/SSIM next
+    /// to bicubic and the paper, as `trainer eval` measures a checkpoint.
+    #[command(after_help = EXIT_CODES)]
+    Eval(EvalArgs),
 }
 
 /// tract's direct spatial convolution (`TRACT_DISABLE_DIRECT_SPATIAL`).
@@ -140,7 +144,11 @@ pub struct ModelArgs {
     /// Model: split prefix (PREFIX-ide.onnx + PREFIX-sr.onnx), one .onnx file (dynamic or
     /// folded), or a folder holding one model. The default is the shipped edge student's split
     /// pair, relative to the repository root.
-    #[arg(short = 'm', long = "model", default_value = "models/edge/student-edge")]
+    #[arg(
+        short = 'm',
+        long = "model",
+        default_value = "models/edge/student-edge"
+    )]
     pub model: PathBuf,
     /// Threads for tract (0 = all cores).
     #[arg(long, default_value_t = 0)]
@@ -327,4 +335,18 @@ pub struct MakeBankArgs {
     /// No progress output.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+/// `kdsr-edge eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The model.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Test sets, suites, metric and seed.
+    #[command(flatten)]
+    pub protocol: kdsr_core::eval::Protocol,
+    /// Output prefix: writes PREFIX.md and PREFIX.json.
+    #[arg(long)]
+    pub out: PathBuf,
 }

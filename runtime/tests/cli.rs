@@ -871,3 +871,60 @@ fn planar_helper_sanity() {
     let p: Planar = in_planar();
     assert_eq!(p.shape(), [3, 120, 96]);
 }
+
+#[test]
+fn eval_reports_the_shared_protocol_numbers_and_refuses_an_empty_folder() {
+    let d = scratch("cli-eval");
+    let hr_dir = d.join("hr");
+    std::fs::create_dir_all(&hr_dir).unwrap();
+    std::fs::copy(in_img(), hr_dir.join("a.png")).unwrap();
+    let prefix = d.join("report");
+    let o = edge(&[
+        "eval",
+        "-m",
+        split(),
+        "--data",
+        s(&hr_dir),
+        "--sigmas",
+        "2.0,3.0",
+        "--out",
+        s(&prefix),
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let md = std::fs::read_to_string(prefix.with_extension("md")).unwrap();
+    assert!(
+        md.contains("| iso σ=2.0 |") && md.contains("| **mean** |"),
+        "{md}"
+    );
+    let js: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(prefix.with_extension("json")).unwrap()).unwrap();
+    let rows = js["results"][0]["report"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    // The same numbers as the library protocol with the same model and seed.
+    let up = library();
+    let images = kdsr_core::eval::load_folder(&hr_dir, 4, usize::MAX).unwrap();
+    let cases = kdsr_core::eval::gaussian8(4, &[2.0, 3.0]).unwrap();
+    let want = kdsr_core::eval::evaluate_with(
+        &images,
+        &cases,
+        4,
+        kdsr_core::metrics::MetricVariant::Kdsr,
+        0,
+        |lr, _| up.upscale(lr),
+    )
+    .unwrap();
+    for (r, w) in rows.iter().zip(&want.rows) {
+        assert!((r["psnr"].as_f64().unwrap() - w.psnr).abs() < 1e-9);
+        assert!((r["bicubic_psnr"].as_f64().unwrap() - w.bicubic_psnr).abs() < 1e-9);
+    }
+
+    let empty = d.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let bad = d.join("bad");
+    let o = edge(&["eval", "-m", split(), "--data", s(&empty), "--out", s(&bad)]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains(s(&empty)), "{}", stderr(&o));
+    assert!(!bad.with_extension("md").exists() && !bad.with_extension("json").exists());
+}

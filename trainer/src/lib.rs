@@ -10,6 +10,6 @@ pub mod eval;
 pub mod loss;
 pub mod model;
 pub mod optim;
-pub mod paper;
+pub use kdsr_core::eval::paper;
 pub mod realworld;
 pub mod train;

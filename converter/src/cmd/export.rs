@@ -66,6 +66,11 @@ pub struct ExportArgs {
     /// Use only the first N calibration images (by name).
     #[arg(long, value_name = "N")]
     pub calib_images: Option<usize>,
+    /// Treat the --calib-data images as HR and calibrate on LR synthesised from them with the
+    /// classic degradation (isotropic Gaussian blur, σ spread over 0.2–4.0, bicubic ↓scale,
+    /// 8-bit) — what a classic model sees. Recommended with HR folders such as data/T91.
+    #[arg(long)]
+    pub calib_degrade: bool,
     /// Leave this node float32 (repeatable; e.g. G.head.0, G.tail.1).
     #[arg(long, value_name = "NODE_NAME")]
     pub exclude: Vec<String>,
@@ -125,6 +130,7 @@ impl ExportArgs {
                     percentile: self.calib_percentile,
                     crop: self.calib_size,
                     max_images: self.calib_images,
+                    degrade: self.calib_degrade,
                 }),
                 exclude: self.exclude.clone(),
                 kernels: self.quantize_kernels,

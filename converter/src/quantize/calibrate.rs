@@ -23,6 +23,8 @@ use crate::error::{ConvertError, Result};
 pub use crate::idr_source::IMAGE_EXTENSIONS;
 use crate::idr_source::{calibration_images, load_rgb};
 use crate::verify::{Plan, Value};
+use kdsr_core::pipeline::degrade::{ClassicDegradation, Downsample};
+use kdsr_core::pipeline::kernels::{KERNEL_SIZE, isotropic_gaussian};
 
 /// Histogram bins of [`CalibMethod::Percentile`] (onnxruntime's default).
 pub const HISTOGRAM_BINS: usize = 2048;
@@ -55,7 +57,16 @@ pub struct CalibOptions {
     pub crop: (usize, usize),
     /// Use at most this many images (the first by name); `None`: all.
     pub max_images: Option<usize>,
+    /// Treat the images as HR and synthesise the LR inputs with the classic degradation the
+    /// models are trained on (isotropic Gaussian blur, official bicubic ↓scale, 8-bit), σ spread
+    /// evenly over [`DEGRADE_SIGMAS`] across the images. Blurred LR inputs have narrower
+    /// activation ranges than sharp photos used as LR, so ranges measured on the latter are too
+    /// coarse for the inputs the model actually gets.
+    pub degrade: bool,
 }
+
+/// The σ range of `--calib-degrade` (the classic training range of the presets).
+pub const DEGRADE_SIGMAS: (f64, f64) = (0.2, 4.0);
 
 impl CalibOptions {
     /// Percentile calibration at 99.999 on 64×64 center crops of every image of `dir`.
@@ -66,6 +77,7 @@ impl CalibOptions {
             percentile: DEFAULT_PERCENTILE,
             crop: DEFAULT_CROP,
             max_images: None,
+            degrade: false,
         }
     }
 
@@ -85,28 +97,58 @@ impl CalibOptions {
         Ok(())
     }
 
-    /// `percentile 99.999` or `minmax`.
+    /// `percentile 99.999` or `minmax`, followed by `, degraded (σ 0.2–4)` with
+    /// [`degrade`](Self::degrade).
     pub fn describe_method(&self) -> String {
-        match self.method {
+        let m = match self.method {
             CalibMethod::Minmax => "minmax".to_owned(),
             CalibMethod::Percentile => format!("percentile {}", self.percentile),
+        };
+        if self.degrade {
+            let (lo, hi) = DEGRADE_SIGMAS;
+            format!("{m}, degraded to LR (blur σ {lo}–{hi}, bicubic)")
+        } else {
+            m
         }
     }
 
-    /// The center crops of the folder's images (RGB in [0, 1]), in name order.
-    pub fn crops(&self) -> Result<Vec<Planar>> {
+    /// The center crops of the folder's images (RGB in [0, 1]), in name order; with
+    /// [`degrade`](Self::degrade), LR crops synthesised from `scale`× larger HR center crops.
+    pub fn crops(&self, scale: u32) -> Result<Vec<Planar>> {
         let mut files = calibration_images(&self.dir)?;
         if let Some(n) = self.max_images {
             files.truncate(n);
         }
+        let n = files.len();
         files
             .par_iter()
-            .map(|f| {
-                let img = load_rgb(f)?;
-                center_crop(&img, self.crop).map_err(|e| ConvertError::Image {
+            .enumerate()
+            .map(|(i, f)| {
+                let named = |e: kdsr_core::Error| ConvertError::Image {
                     path: f.clone(),
                     message: e.to_string(),
-                })
+                };
+                let img = load_rgb(f)?;
+                if !self.degrade {
+                    return center_crop(&img, self.crop).map_err(|e| ConvertError::Image {
+                        path: f.clone(),
+                        message: e.to_string(),
+                    });
+                }
+                let s = scale as usize;
+                let hr = center_crop(&img, (self.crop.0 * s, self.crop.1 * s))?
+                    .crop_to_multiple(s)
+                    .map_err(named)?;
+                let (lo, hi) = DEGRADE_SIGMAS;
+                let sigma = lo + (hi - lo) * (i as f64 + 0.5) / n as f64;
+                let deg = ClassicDegradation::new(
+                    isotropic_gaussian(KERNEL_SIZE, sigma).map_err(named)?,
+                    scale,
+                    0.0,
+                    Downsample::Bicubic,
+                )
+                .map_err(named)?;
+                deg.apply_with_noise(&hr, None).map_err(named)
             })
             .collect()
     }

@@ -123,7 +123,7 @@ pub fn calib_options() -> kdsr_converter::quantize::CalibOptions {
 
 /// The crops of [`calib_options`].
 pub fn calib_crops() -> Vec<Planar> {
-    calib_options().crops().unwrap()
+    calib_options().crops(4).unwrap()
 }
 
 /// The center `h × w` crop of Set5 `baby.png` (a real LR test image, not used for calibration).

@@ -3,6 +3,7 @@
 
 mod bench;
 mod calibrate;
+mod eval;
 mod inspect;
 mod make_bank;
 mod upscale;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Calibrate(a) => calibrate::run(a),
         Command::Bench(a) => bench::run(a),
         Command::MakeBank(a) => make_bank::run(a),
+        Command::Eval(a) => eval::run(a),
     }
 }
 

@@ -4,24 +4,15 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
-use kdsr_core::metrics::MetricVariant;
+use clap::Args;
+use kdsr_core::eval::{Protocol, run_suites};
 use kdsr_core::spec::KdsrConfig;
 use kdsr_core::spec::checkpoint::write_atomic;
 use serde_json::json;
 
 use crate::device::parse_device;
-use crate::eval::{aniso_grid, evaluate, gaussian8, load_folder};
+use crate::eval::super_resolve;
 use crate::model::Model;
-
-/// Test suites.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Suite {
-    /// Isotropic Gaussian8 (paper Table 1).
-    Gaussian8,
-    /// 9 anisotropic kernels × noise levels (paper Table 2).
-    AnisoNoise,
-}
 
 /// Arguments of `trainer eval`.
 #[derive(Debug, Args)]
@@ -32,33 +23,15 @@ pub struct EvalArgs {
     /// Weights (safetensors, official keys).
     #[arg(long)]
     pub weights: PathBuf,
-    /// Folders of HR test images (e.g. Set5 Set14 B100); one table per folder.
-    #[arg(long, required = true, num_args = 1..)]
-    pub data: Vec<PathBuf>,
-    /// Suites to run.
-    #[arg(long, value_enum, num_args = 1.., default_values = ["gaussian8"])]
-    pub suite: Vec<Suite>,
-    /// Only these Gaussian8 σ values.
-    #[arg(long, num_args = 1.., value_delimiter = ',')]
-    pub sigmas: Vec<f64>,
-    /// Noise levels of the anisotropic grid (0..255 units).
-    #[arg(long, num_args = 1.., value_delimiter = ',', default_values = ["0", "10", "20"])]
-    pub noise: Vec<f32>,
-    /// Metric implementation.
-    #[arg(long, default_value = "kdsr-official")]
-    pub metric: MetricVariant,
-    /// At most this many images per folder.
-    #[arg(long, default_value_t = usize::MAX)]
-    pub max_images: usize,
+    /// Test sets, suites, metric and seed.
+    #[command(flatten)]
+    pub protocol: Protocol,
     /// Output prefix: writes PREFIX.md and PREFIX.json.
     #[arg(long)]
     pub out: PathBuf,
     /// `auto`, `cpu`, `cuda`, `cuda:N`.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Seed of the noise draws.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
 }
 
 /// Runs the command.
@@ -81,37 +54,10 @@ pub fn run(a: &EvalArgs) -> Result<()> {
         cfg.scale,
         std::env::args().skip(2).collect::<Vec<_>>().join(" ")
     );
-    let mut js = Vec::new();
-    for dir in &a.data {
-        let images = load_folder(dir, cfg.scale, a.max_images)?;
-        let set = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        for suite in &a.suite {
-            let (name, cases) = match suite {
-                Suite::Gaussian8 => ("gaussian8", gaussian8(cfg.scale, &a.sigmas)?),
-                Suite::AnisoNoise => ("aniso-noise", aniso_grid(cfg.scale, &a.noise)?),
-            };
-            let r = evaluate(&model.net, &images, &cases, device, a.metric, a.seed)?;
-            md += &r.to_markdown(&format!("{set} — {name} ({} images)", images.len()));
-            if *suite == Suite::Gaussian8 && a.sigmas.is_empty() {
-                md += &crate::paper::table1_markdown(
-                    &set,
-                    &cfg.preset,
-                    r.mean.0,
-                    r.mean.1,
-                    (r.mean.2, r.mean.3),
-                );
-            }
-            md += "\n";
-            js.push(json!({"set": set, "suite": name, "images": images.len(), "report": r}));
-            eprintln!(
-                "{set} {name}: PSNR {:.2} / SSIM {:.4} (bicubic {:.2})",
-                r.mean.0, r.mean.1, r.mean.2
-            );
-        }
-    }
+    let (body, js) = run_suites(&a.protocol, cfg.scale, &cfg.preset, |lr, hr| -> Result<_> {
+        super_resolve(&model.net, lr, hr, device)
+    })?;
+    md += &body;
     write_atomic(&a.out.with_extension("md"), md.as_bytes())?;
     write_atomic(
         &a.out.with_extension("json"),
