@@ -152,6 +152,23 @@ impl Bank {
         })
     }
 
+    /// Reads a bank file and checks that the model with `weights_hash` built it. Errors:
+    /// [`Error::ModelData`] naming `path` (unreadable, not a bank, other weights).
+    pub fn load_for(path: &Path, weights_hash: &str) -> Result<Bank> {
+        let b = Bank::load(path)?;
+        if b.weights_hash != weights_hash {
+            return Err(Error::ModelData {
+                path: path.to_path_buf(),
+                message: format!(
+                    "bank built by the model with weights {}, this model has weights \
+                     {weights_hash}; rebuild it with `kdsr-edge make-bank`",
+                    b.weights_hash
+                ),
+            });
+        }
+        Ok(b)
+    }
+
     /// Reads a bank file. Errors: [`Error::ModelData`] naming `path`.
     pub fn load(path: &Path) -> Result<Bank> {
         let bad = |message: String| Error::ModelData {

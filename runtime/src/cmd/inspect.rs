@@ -59,20 +59,7 @@ pub fn run(a: InspectArgs) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| up.info().bank_path.clone());
     let bank = if a.bank.is_some() || bank_path.is_file() {
-        let b = Bank::load(&bank_path)?;
-        if b.weights_hash != up.info().weights_hash {
-            return Err(kdsr_runtime::Error::ModelData {
-                path: bank_path,
-                message: format!(
-                    "bank built by the model with weights {}, this model has weights {}; rebuild \
-                     it with `kdsr-edge make-bank`",
-                    b.weights_hash,
-                    up.info().weights_hash
-                ),
-            }
-            .into());
-        }
-        Some(b)
+        Some(Bank::load_for(&bank_path, &up.info().weights_hash)?)
     } else {
         None
     };

@@ -9,13 +9,12 @@ mod make_bank;
 mod upscale;
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use kdsr_runtime::{Options, Upscaler};
 
-use crate::cli::{Cli, Command, Failure, ModelArgs};
+use crate::cli::{Cli, Command, ModelArgs};
 
 /// Runs one command; `Ok(code)` is the exit code of a run that reported its own failures.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -41,29 +40,7 @@ pub fn load_model(args: &ModelArgs, mut options: Options) -> anyhow::Result<Upsc
     })
 }
 
-/// Extensions treated as images when a folder is listed.
-pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "jfif", "webp", "tif", "tiff", "pnm", "ppm", "pgm", "pbm", "pam",
-];
-
-/// The image files of `dir` (by extension, not recursive), sorted.
-pub fn list_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let rd = std::fs::read_dir(dir).map_err(|e| Failure {
-        class: kdsr_runtime::ErrorClass::Input,
-        message: format!("cannot list {}: {e}", dir.display()),
-    })?;
-    let mut out: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        })
-        .collect();
-    out.sort();
-    Ok(out)
-}
+pub use kdsr_runtime::io::list_images;
 
 /// A progress bar on stderr when it is a terminal and `show`, else a hidden one.
 pub fn progress_bar(len: u64, show: bool, what: &str) -> ProgressBar {

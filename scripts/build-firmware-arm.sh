@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Cross-builds the firmware examples (kdsr-firmware-examples: the library and its examples
+# display-st7789-upscale, display-ssd1306-degradation-meter, simulator-upscale) for the
+# Raspberry Pi targets: aarch64 (64-bit Raspberry Pi OS) and armv7 (32-bit). Installs what is
+# missing (idempotent), as scripts/test-arm.sh does: the Rust targets and the Debian cross
+# compilers. Linkers and CC/AR for tract-linalg are set in .cargo/config.toml. Nothing is run:
+# the displays are not here.
+# Usage: bash scripts/build-firmware-arm.sh [aarch64|armv7|all] [--release]   (default: all, dev)
+# The dev profile (dependencies at opt-level 2) is the CI check and shares tract's ARM build with
+# scripts/test-arm.sh; --release makes the binaries to copy to the board:
+# target/<triple>/release/examples/<name> (target/<triple>/debug/examples/<name> without it).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+which_arch="${1:-all}"
+profile=()
+[[ "${2:-}" == "--release" ]] && profile=(--release)
+
+missing=()
+command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+command -v arm-linux-gnueabihf-gcc >/dev/null || missing+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross)
+if ((${#missing[@]})); then
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+installed=$(rustup target list --installed)
+for t in aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf; do
+  grep -qx "$t" <<<"$installed" || rustup target add "$t"
+done
+
+build() {
+  local target=$1 start=$SECONDS
+  echo "== $target: cargo build -p kdsr-firmware-examples --examples ${profile[*]}"
+  cargo build -p kdsr-firmware-examples --examples --target "$target" --locked "${profile[@]}"
+  echo "== $target: built in $((SECONDS - start)) s"
+}
+case "$which_arch" in
+  aarch64) build aarch64-unknown-linux-gnu ;;
+  armv7) build armv7-unknown-linux-gnueabihf ;;
+  all)
+    build aarch64-unknown-linux-gnu
+    build armv7-unknown-linux-gnueabihf
+    ;;
+  *) echo "usage: $0 [aarch64|armv7|all] [--release]" >&2; exit 2 ;;
+esac
