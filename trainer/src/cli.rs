@@ -19,6 +19,9 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Evaluates weights on Gaussian8 and the anisotropic + noise grid.
     Eval(cmd::eval::EvalArgs),
+    /// The paper's Fig. 6: PCA scatter plots of teacher and student IDRs over σ, with how well
+    /// the IDR separates them.
+    IdrPlot(cmd::idr_plot::IdrPlotArgs),
     /// Real-world KDSR: KDSRNet_T → KDSRNet_S → KDSR_S-GAN on Real-ESRGAN degradations.
     TrainGan(cmd::train_gan::TrainGanArgs),
     /// Evaluates weights on real-world validation pairs (PSNR / SSIM, LPIPS with its weights).
@@ -31,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Forward(a) => cmd::forward::run(&a),
         Command::Train(a) => cmd::train::run(&a),
         Command::Eval(a) => cmd::eval::run(&a),
+        Command::IdrPlot(a) => cmd::idr_plot::run(&a),
         Command::TrainGan(a) => cmd::train_gan::run(&a),
         Command::EvalReal(a) => cmd::train_gan::run_eval(&a),
     }

@@ -2,5 +2,6 @@
 
 pub mod eval;
 pub mod forward;
+pub mod idr_plot;
 pub mod train;
 pub mod train_gan;

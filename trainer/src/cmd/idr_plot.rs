@@ -1,0 +1,285 @@
+//! `trainer idr-plot`: the paper's Fig. 6 at our scale — the IDRs (`D`) of a teacher and a
+//! student for crops of a test set degraded with several blur σ, projected on their first two
+//! principal components and drawn as PNG scatter plots (plotters), with numbers that say how
+//! well the IDR separates the σ: the share of its variance that lies between the σ groups (η²)
+//! and the leave-one-out nearest-centroid accuracy of σ from `D`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use kdsr_core::eval::load_folder;
+use kdsr_core::pipeline::degrade::{ClassicDegradation, Downsample};
+use kdsr_core::pipeline::kernels::{KERNEL_SIZE, isotropic_gaussian};
+use kdsr_core::spec::KdsrConfig;
+use kdsr_core::spec::checkpoint::write_atomic;
+use plotters::prelude::*;
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use crate::device::parse_device;
+use crate::eval::planar_to_tensor;
+use crate::model::Model;
+
+/// Arguments of `trainer idr-plot`.
+#[derive(Debug, Args)]
+pub struct IdrPlotArgs {
+    /// Teacher weights (config from the `.json` beside them).
+    #[arg(long)]
+    pub teacher: PathBuf,
+    /// Student weights (config from the `.json` beside them).
+    #[arg(long)]
+    pub student: PathBuf,
+    /// Folder of HR test images.
+    #[arg(long, default_value = "data/B100")]
+    pub data: PathBuf,
+    /// Blur σ values (isotropic Gaussian, HR pixels).
+    #[arg(long, value_delimiter = ',', default_values = ["1.2", "2.4", "3.6"])]
+    pub sigmas: Vec<f64>,
+    /// Images used (the first by name).
+    #[arg(long, default_value_t = 40)]
+    pub max_images: usize,
+    /// Side of the HR centre crop of each image.
+    #[arg(long, default_value_t = 192)]
+    pub crop: usize,
+    /// Output prefix: writes PREFIX.png and PREFIX.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// `auto`, `cpu`, `cuda`, `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// One network's IDRs, projected.
+#[derive(Debug, Serialize)]
+pub struct Projection {
+    /// Which network.
+    pub network: String,
+    /// Share of the variance on PC1 and PC2.
+    pub explained: [f64; 2],
+    /// Between-σ share of the total variance of `D` (η², 0..1).
+    pub eta_squared: f64,
+    /// Leave-one-out nearest-centroid accuracy of σ from `D` (chance = 1 / #σ).
+    pub loo_accuracy: f64,
+    /// `(σ index, pc1, pc2)` per crop.
+    pub points: Vec<(usize, f64, f64)>,
+}
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// PCA, η² and the leave-one-out nearest-centroid accuracy of `x` `[n, C]` with `labels`.
+pub fn project(network: &str, x: &Tensor, labels: &[usize], groups: usize) -> Result<Projection> {
+    let x = x.to_kind(Kind::Double).to_device(Device::Cpu);
+    let centred = &x - x.mean_dim(0, true, Kind::Double);
+    let (_, s, v) = centred.f_svd(true, true)?;
+    let var: Vec<f64> = Vec::try_from(s.square())?;
+    let total: f64 = var.iter().sum();
+    let pcs: Vec<Vec<f64>> = Vec::try_from(centred.matmul(&v.narrow(1, 0, 2)))?;
+    let rows: Vec<Vec<f64>> = Vec::try_from(&x)?;
+    let c = rows.first().map_or(0, Vec::len);
+    let mut sums = vec![vec![0.0; c]; groups];
+    let mut counts = vec![0usize; groups];
+    for (r, &l) in rows.iter().zip(labels) {
+        counts[l] += 1;
+        sums[l].iter_mut().zip(r).for_each(|(s, v)| *s += v);
+    }
+    let mean_all: Vec<f64> = (0..c)
+        .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / rows.len() as f64)
+        .collect();
+    let between: f64 = (0..groups)
+        .map(|g| {
+            let m: Vec<f64> = sums[g].iter().map(|s| s / counts[g] as f64).collect();
+            counts[g] as f64
+                * m.iter()
+                    .zip(&mean_all)
+                    .map(|(a, b)| (a - b).powi(2))
+                    .sum::<f64>()
+        })
+        .sum();
+    let mut correct = 0;
+    for (r, &l) in rows.iter().zip(labels) {
+        let best = (0..groups)
+            .map(|g| {
+                // The centroid of g without this point when it belongs to g.
+                let n = counts[g] as f64 - f64::from(u8::from(g == l));
+                let d: f64 = (0..c)
+                    .map(|j| {
+                        let m = (sums[g][j] - if g == l { r[j] } else { 0.0 }) / n.max(1.0);
+                        (r[j] - m).powi(2)
+                    })
+                    .sum();
+                (g, d)
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(0, |(g, _)| g);
+        correct += usize::from(best == l);
+    }
+    Ok(Projection {
+        network: network.to_owned(),
+        explained: [var[0] / total, var.get(1).copied().unwrap_or(0.0) / total],
+        eta_squared: between / total,
+        loo_accuracy: correct as f64 / rows.len() as f64,
+        points: labels
+            .iter()
+            .zip(&pcs)
+            .map(|(&l, p)| (l, p[0], p[1]))
+            .collect(),
+    })
+}
+
+/// Draws the projections side by side (no text: plotters is built without fonts; the JSON and
+/// the caption name the colours).
+pub fn draw(path: &std::path::Path, panels: &[Projection]) -> Result<()> {
+    let (w, h) = (500 * panels.len() as u32, 500);
+    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
+    root.fill(&WHITE)?;
+    for (area, p) in root.split_evenly((1, panels.len())).iter().zip(panels) {
+        let area = area.margin(20, 20, 20, 20);
+        // One scale on both axes (a square panel), so PC2 looks as small as it is.
+        let range = |f: fn(&(usize, f64, f64)) -> f64| {
+            p.points
+                .iter()
+                .map(f)
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                    (a.min(v), b.max(v))
+                })
+        };
+        let ((x0, x1), (y0, y1)) = (range(|p| p.1), range(|p| p.2));
+        let half = ((x1 - x0).max(y1 - y0) * 0.55).max(1e-9);
+        let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+        let span = |c: f64| (c - half)..(c + half);
+        let mut chart = ChartBuilder::on(&area).build_cartesian_2d(span(cx), span(cy))?;
+        chart.plotting_area().fill(&RGBColor(250, 250, 250))?;
+        chart.draw_series(
+            p.points
+                .iter()
+                .map(|&(l, x, y)| Circle::new((x, y), 4, COLORS[l % COLORS.len()].filled())),
+        )?;
+        area.draw(&Rectangle::new([(0, 0), (459, 459)], BLACK.stroke_width(1)))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// Runs the command.
+pub fn run(a: &IdrPlotArgs) -> Result<()> {
+    if a.sigmas.is_empty() || a.sigmas.len() > COLORS.len() {
+        bail!("--sigmas: give 1 to {} values", COLORS.len());
+    }
+    let device = parse_device(&a.device)?;
+    let load = |w: &PathBuf| -> Result<Model> {
+        let cfg = KdsrConfig::from_file(&w.with_extension("json"))
+            .with_context(|| format!("no config beside {}", w.display()))?;
+        Model::load(&cfg, w, device)
+    };
+    let (teacher, student) = (load(&a.teacher)?, load(&a.student)?);
+    let scale = student.net.cfg.scale;
+    let images = load_folder(&a.data, scale, a.max_images)?;
+    let mut labels = Vec::new();
+    let (mut dt, mut ds) = (Vec::new(), Vec::new());
+    for (k, sigma) in a.sigmas.iter().enumerate() {
+        let deg = ClassicDegradation::new(
+            isotropic_gaussian(KERNEL_SIZE, *sigma)?,
+            scale,
+            0.0,
+            Downsample::Bicubic,
+        )?;
+        for img in &images {
+            let (h, w) = (img.hr.height().min(a.crop), img.hr.width().min(a.crop));
+            let hr = img
+                .hr
+                .crop((img.hr.height() - h) / 2, (img.hr.width() - w) / 2, h, w)?
+                .crop_to_multiple(scale as usize)?;
+            let lr = deg.apply_with_noise(&hr, None)?;
+            let (lr_t, hr_t) = (planar_to_tensor(&lr, device), planar_to_tensor(&hr, device));
+            tch::no_grad(|| -> Result<()> {
+                let t = &teacher.net;
+                dt.push(t.e.forward(&t.ide_input(&lr_t, Some(&hr_t))?).0);
+                let s = &student.net;
+                ds.push(s.e.forward(&s.ide_input(&lr_t, None)?).0);
+                Ok(())
+            })?;
+            labels.push(k);
+        }
+    }
+    let g = a.sigmas.len();
+    let panels = [
+        project("teacher", &Tensor::cat(&dt, 0), &labels, g)?,
+        project("student", &Tensor::cat(&ds, 0), &labels, g)?,
+    ];
+    let png = a.out.with_extension("png");
+    let tmp = a.out.with_extension("tmp.png");
+    draw(&tmp, &panels)?;
+    std::fs::rename(&tmp, &png).with_context(|| format!("writing {}", png.display()))?;
+    let colours: Vec<String> = COLORS
+        .iter()
+        .zip(&a.sigmas)
+        .map(|(c, s)| format!("σ {s}: #{:02x}{:02x}{:02x}", c.0, c.1, c.2))
+        .collect();
+    let report = serde_json::json!({
+        "command": std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        "data": a.data, "images": images.len(), "crop": a.crop, "sigmas": a.sigmas,
+        "colours": colours, "panels": panels,
+    });
+    write_atomic(
+        &a.out.with_extension("json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    for p in &panels {
+        eprintln!(
+            "{}: PC1 {:.1} %, PC2 {:.1} %, η² {:.3}, σ from D (leave-one-out nearest centroid) {:.1} %",
+            p.network,
+            100.0 * p.explained[0],
+            100.0 * p.explained[1],
+            p.eta_squared,
+            100.0 * p.loo_accuracy
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+    use super::*;
+
+    /// Three σ groups: separated along one axis (`sep`) plus per-sample content noise on
+    /// another, in 4 dimensions.
+    fn groups(sep: f64) -> (Tensor, Vec<usize>) {
+        let mut rows = Vec::new();
+        let mut labels = Vec::new();
+        for g in 0..3 {
+            for i in 0..10 {
+                let content = (i as f64 * 0.37).sin();
+                rows.extend_from_slice(&[sep * g as f64, content, 0.1 * content, 0.0]);
+                labels.push(g);
+            }
+        }
+        (Tensor::from_slice(&rows).reshape([30, 4]), labels)
+    }
+
+    #[test]
+    fn separated_groups_score_high_and_collapsed_ones_low() {
+        let (x, l) = groups(5.0);
+        let p = project("sep", &x, &l, 3).unwrap();
+        assert_eq!(p.loo_accuracy, 1.0);
+        assert!(p.eta_squared > 0.9, "{}", p.eta_squared);
+        assert!((p.explained[0] + p.explained[1] - 1.0).abs() < 1e-9);
+        let (x, l) = groups(0.0);
+        let p = project("collapsed", &x, &l, 3).unwrap();
+        assert!(p.eta_squared < 1e-12, "{}", p.eta_squared);
+        assert!(p.loo_accuracy < 0.5, "{}", p.loo_accuracy);
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("p.png");
+        draw(&png, &[p]).unwrap();
+        let img = image::open(&png).unwrap();
+        assert_eq!((img.width(), img.height()), (500, 500));
+    }
+}
