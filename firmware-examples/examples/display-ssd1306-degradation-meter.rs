@@ -32,9 +32,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, ValueEnum};
 use embedded_graphics::Drawable;
 use embedded_graphics::geometry::Dimensions;
-use embedded_graphics::pixelcolor::BinaryColor;
+use kdsr_firmware_examples::DegradationMeter;
 use kdsr_firmware_examples::pipeline::{inspect, list_frames, load_bank, match_line, read_frame};
-use kdsr_firmware_examples::{DegradationMeter, MeterStyle};
 use kdsr_runtime::bank::Bank;
 use kdsr_runtime::{Options, Upscaler};
 use linux_embedded_hal::I2cdev;
@@ -228,18 +227,9 @@ where
             for m in &nearest {
                 println!("  {}", match_line(m));
             }
-            DegradationMeter {
-                reading: &reading,
-                area,
-                style: MeterStyle {
-                    foreground: BinaryColor::On,
-                    background: BinaryColor::Off,
-                },
-                labels: true,
-                title: &a.title,
-            }
-            .draw(&mut display)
-            .map_err(|e| anyhow!("drawing on the {what}: {e:?}"))?;
+            DegradationMeter::mono(&reading, area, &a.title)
+                .draw(&mut display)
+                .map_err(|e| anyhow!("drawing on the {what}: {e:?}"))?;
             display
                 .flush()
                 .map_err(|e| anyhow!("sending the picture to the {what}: {e:?}"))?;

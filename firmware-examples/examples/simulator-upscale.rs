@@ -39,7 +39,7 @@ use kdsr_firmware_examples::pipeline::{
     centre_crop, inspect, load_bank, match_line, read_frame, upscale_frame,
 };
 use kdsr_firmware_examples::{
-    BeforeAfter, DegradationMeter, Dither, Fit, MeterStyle, SceneColors, parse_size, status_line,
+    BeforeAfter, DegradationMeter, Dither, Fit, SceneColors, parse_size, status_line,
 };
 use kdsr_runtime::{Options, Upscaler};
 
@@ -195,18 +195,9 @@ fn main() -> Result<()> {
             }
             let mut display = SimulatorDisplay::<BinaryColor>::new(size);
             let area = display.bounding_box();
-            DegradationMeter {
-                reading: &reading,
-                area,
-                style: MeterStyle {
-                    foreground: BinaryColor::On,
-                    background: BinaryColor::Off,
-                },
-                labels: true,
-                title: "KDSR degradation",
-            }
-            .draw(&mut display)
-            .map_err(|e| anyhow!("drawing: {e:?}"))?;
+            DegradationMeter::mono(&reading, area, "KDSR degradation")
+                .draw(&mut display)
+                .map_err(|e| anyhow!("drawing: {e:?}"))?;
             let settings = OutputSettingsBuilder::new()
                 .scale(a.pixel_scale)
                 .theme(BinaryColorTheme::OledBlue)

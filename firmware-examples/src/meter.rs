@@ -19,6 +19,7 @@
 use embedded_graphics::Drawable;
 use embedded_graphics::draw_target::{DrawTarget, DrawTargetExt};
 use embedded_graphics::mono_font::{MonoFont, MonoTextStyle};
+use embedded_graphics::pixelcolor::BinaryColor;
 use embedded_graphics::prelude::{PixelColor, Point, Primitive, Size};
 use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use embedded_graphics::text::{Baseline, Text};
@@ -118,6 +119,22 @@ pub struct DegradationMeter<'a, C> {
     pub labels: bool,
     /// The title line (shown when `labels` and there is room).
     pub title: &'a str,
+}
+
+impl<'a> DegradationMeter<'a, BinaryColor> {
+    /// The monochrome meter of an OLED such as the SSD1306 (white on black, with labels).
+    pub fn mono(reading: &'a Reading, area: Rectangle, title: &'a str) -> Self {
+        Self {
+            reading,
+            area,
+            style: MeterStyle {
+                foreground: BinaryColor::On,
+                background: BinaryColor::Off,
+            },
+            labels: true,
+            title,
+        }
+    }
 }
 
 /// The fill of a bar of `inner` pixels at `fraction`: `round(fraction · inner)`, at least 1 for

@@ -12,7 +12,7 @@ use kdsr_core::pipeline::degrade::{ClassicDegradation, Downsample};
 use kdsr_core::pipeline::kernels::{KERNEL_SIZE, isotropic_gaussian};
 use kdsr_firmware_examples::meter::fill_width;
 use kdsr_firmware_examples::pipeline::{centre_crop, inspect, load_bank, read_frame};
-use kdsr_firmware_examples::{DegradationMeter, Framebuffer, MeterStyle};
+use kdsr_firmware_examples::{DegradationMeter, Framebuffer};
 use kdsr_runtime::bank::build_bank;
 use kdsr_runtime::{Options, Upscaler};
 
@@ -84,18 +84,9 @@ fn meter_shows_the_nearest_bank_entry() {
 
         let mut fb = Framebuffer::new(Size::new(128, 64), BinaryColor::Off);
         let area = fb.bounding_box();
-        DegradationMeter {
-            reading: &reading,
-            area,
-            style: MeterStyle {
-                foreground: BinaryColor::On,
-                background: BinaryColor::Off,
-            },
-            labels: true,
-            title: "KDSR degradation",
-        }
-        .draw(&mut fb)
-        .expect("draw");
+        DegradationMeter::mono(&reading, area, "KDSR degradation")
+            .draw(&mut fb)
+            .expect("draw");
         assert_eq!(fb.out_of_bounds(), 0);
         // 6×10 font: title 12 px, rows of 17; bars from x 31 (5 label characters + 1), 128 − 31
         // − 36 − 2 = 59 px wide (57 inside), 12 px tall, centred in the row.

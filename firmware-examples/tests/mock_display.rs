@@ -313,18 +313,9 @@ fn meter_with_labels_on_64x32() {
     let mut d: MockDisplay<BinaryColor> = MockDisplay::new();
     d.set_allow_overdraw(true);
     let area = rect(0, 0, 64, 32);
-    DegradationMeter {
-        reading: &reading,
-        area,
-        style: MeterStyle {
-            foreground: BinaryColor::On,
-            background: BinaryColor::Off,
-        },
-        labels: true,
-        title: "KDSR",
-    }
-    .draw(&mut d)
-    .expect("draw");
+    DegradationMeter::mono(&reading, area, "KDSR")
+        .draw(&mut d)
+        .expect("draw");
     assert_eq!(d.affected_area(), area);
     // 64 pixels hold the labelled rows only in 4×6 (11 characters + a bar of ≥ 16 pixels): the
     // BLUR bar (full) is 64 − 21 − 24 − 2 = 17 pixels wide from x = 21.

@@ -18,55 +18,8 @@ use tract_onnx::tract_core::knobs::KnobScope;
 
 use crate::error::{Error, Result};
 
-/// The `kdsr.format` value this runtime reads.
-pub const FORMAT_VERSION: &str = "1";
-
-/// What one ONNX file computes (its `kdsr.graph` metadata value).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GraphKind {
-    /// `lr` → `sr`, `D`: IDE and SR network in one graph.
-    Dynamic,
-    /// `lr` → `D`, `D_prime`: the IDE of a split pair.
-    Ide,
-    /// `lr`, `D` → `sr`: the SR network of a split pair.
-    Sr,
-    /// `lr` → `sr` with one IDR folded into constant kernels.
-    Folded,
-    /// The dynamic graph at a fixed batch (not loaded by this runtime).
-    Batched,
-}
-
-impl GraphKind {
-    /// Parses a `kdsr.graph` value.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "dynamic" => GraphKind::Dynamic,
-            "ide" => GraphKind::Ide,
-            "sr" => GraphKind::Sr,
-            "folded" => GraphKind::Folded,
-            "batched" => GraphKind::Batched,
-            _ => return None,
-        })
-    }
-
-    /// The metadata name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GraphKind::Dynamic => "dynamic",
-            GraphKind::Ide => "ide",
-            GraphKind::Sr => "sr",
-            GraphKind::Folded => "folded",
-            GraphKind::Batched => "batched",
-        }
-    }
-}
-
-impl std::fmt::Display for GraphKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use kdsr_core::spec::onnx::keys;
+pub use kdsr_core::spec::onnx::{FORMAT_VERSION, GraphKind};
 
 /// What a graph's `metadata_props` say (keys `kdsr.*`, written by `kdsr-converter`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -111,14 +64,14 @@ impl GraphMeta {
                 ))
             })
         };
-        let format = get("kdsr.format")?;
+        let format = get(keys::FORMAT)?;
         if format != FORMAT_VERSION {
             return Err(bad(format!(
                 "graph format `{format}`, this kdsr-edge reads format `{FORMAT_VERSION}`; \
                  re-export the model with a matching converter"
             )));
         }
-        let kind_s = get("kdsr.graph")?;
+        let kind_s = get(keys::GRAPH)?;
         let kind = GraphKind::parse(kind_s).ok_or_else(|| {
             bad(format!(
                 "unknown graph kind `{kind_s}` (expected dynamic, ide, sr, folded or batched)"
@@ -138,27 +91,27 @@ impl GraphMeta {
                     .map_err(|_| bad(format!("`{k}` = `{v}` is not a number"))),
             }
         };
-        let scale = num("kdsr.scale")?;
+        let scale = num(keys::SCALE)?;
         if !(2..=4).contains(&scale) {
             return Err(bad(format!(
                 "`kdsr.scale` = {scale}: KDSR defines scales 2, 3 and 4"
             )));
         }
-        let n_feats = num("kdsr.n_feats")?;
+        let n_feats = num(keys::N_FEATS)?;
         if n_feats == 0 {
             return Err(bad("`kdsr.n_feats` = 0".into()));
         }
         Ok(GraphMeta {
             path: path.to_path_buf(),
             kind,
-            preset: get("kdsr.preset")?.to_owned(),
+            preset: get(keys::PRESET)?.to_owned(),
             scale: scale as u32,
             n_feats,
-            n_blocks: opt_num("kdsr.n_blocks")?,
-            n_resblocks: opt_num("kdsr.n_resblocks")?,
-            precision: props.get("kdsr.precision").unwrap_or(&"f32").to_string(),
-            weights_hash: get("kdsr.weights_hash")?.to_owned(),
-            idr_source: props.get("kdsr.idr_source").map(|s| s.to_string()),
+            n_blocks: opt_num(keys::N_BLOCKS)?,
+            n_resblocks: opt_num(keys::N_RESBLOCKS)?,
+            precision: props.get(keys::PRECISION).unwrap_or(&"f32").to_string(),
+            weights_hash: get(keys::WEIGHTS_HASH)?.to_owned(),
+            idr_source: props.get(keys::IDR_SOURCE).map(|s| s.to_string()),
         })
     }
 }

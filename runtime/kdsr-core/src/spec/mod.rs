@@ -9,6 +9,7 @@
 pub mod checkpoint;
 pub mod layout;
 pub mod macs;
+pub mod onnx;
 
 use std::path::Path;
 
