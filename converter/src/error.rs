@@ -20,6 +20,12 @@ pub enum ConvertError {
         /// The matching student preset name.
         student: String,
     },
+    /// A plain-conv ablation network (`block_conv = "plain"`): trainer only.
+    #[error(
+        "config `{0}` is the plain-conv ablation (block_conv = plain, no IDR-DDC): it exists to be \
+         trained and evaluated by `trainer`, not exported"
+    )]
+    PlainBlocks(String),
     /// A weight tensor the graph needs is absent (checked weights never hit this).
     #[error("missing weight tensor `{0}`")]
     MissingWeight(String),
@@ -138,6 +144,7 @@ impl ConvertError {
             ConvertError::Core(kdsr_core::Error::Io { .. }) | ConvertError::Io { .. } => 1,
             ConvertError::Core(_)
             | ConvertError::TeacherConfig { .. }
+            | ConvertError::PlainBlocks(_)
             | ConvertError::MissingWeight(_)
             | ConvertError::IdrLength { .. }
             | ConvertError::IdrHash { .. }

@@ -30,6 +30,9 @@ impl Network {
                 student: config.clone().with_role(Role::Student).preset,
             });
         }
+        if !config.block_conv.is_idr_ddc() {
+            return Err(ConvertError::PlainBlocks(config.preset.clone()));
+        }
         Ok(())
     }
 

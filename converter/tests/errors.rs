@@ -101,6 +101,18 @@ fn unknown_preset_lists_the_known_ones() {
 }
 
 #[test]
+fn plain_conv_ablation_is_refused_by_name() {
+    let cfg = KdsrConfig {
+        block_conv: kdsr_core::spec::BlockConv::Plain,
+        ..KdsrConfig::student_tiny()
+    };
+    let e = Network::load(Some(cfg), &weights_path()).unwrap_err();
+    assert!(matches!(e, ConvertError::PlainBlocks(_)), "{e:?}");
+    assert!(e.to_string().contains("plain"), "{e}");
+    assert_eq!(e.exit_code(), 3);
+}
+
+#[test]
 fn teacher_config_is_refused_by_name() {
     let e = Network::load(Some(KdsrConfig::teacher_tiny()), &weights_path()).unwrap_err();
     let msg = e.to_string();

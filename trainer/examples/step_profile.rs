@@ -1,6 +1,7 @@
 //! Times the parts of one teacher training step (degradation, forward, backward, Adam) for a
 //! preset, to find where the trainer spends its time. Run:
-//! `cargo run --release -p kdsr-trainer --example step_profile [PRESET] [BATCH] [PATCH] [ITERS]`.
+//! `cargo run --release -p kdsr-trainer --example step_profile [PRESET] [BATCH] [PATCH] [ITERS]
+//! [tuned|default]` (the last: host malloc as `trainer train` sets it, or glibc's defaults).
 
 use std::time::Instant;
 
@@ -19,6 +20,10 @@ fn main() -> anyhow::Result<()> {
     let batch: i64 = a.get(1).map_or(Ok(8), |s| s.parse())?;
     let patch: i64 = a.get(2).map_or(Ok(192), |s| s.parse())?;
     let iters: usize = a.get(3).map_or(Ok(20), |s| s.parse())?;
+    let malloc = a.get(4).map_or("tuned", String::as_str);
+    if malloc == "tuned" {
+        kdsr_trainer::alloc::tune_host_malloc();
+    }
     let cfg = KdsrConfig::preset(preset)?;
     let m = Model::new(&cfg, Device::Cpu);
     let params: Vec<(String, Tensor)> =
@@ -52,7 +57,7 @@ fn main() -> anyhow::Result<()> {
     }
     let n = iters as f64;
     println!(
-        "{preset} b{batch} p{patch}: degrade {:.1} ms, forward {:.1} ms, backward {:.1} ms, adam {:.1} ms, total {:.1} ms ({:.2} it/s), threads {}",
+        "{preset} b{batch} p{patch} malloc {malloc}: degrade {:.1} ms, forward {:.1} ms, backward {:.1} ms, adam {:.1} ms, total {:.1} ms ({:.2} it/s), threads {}",
         t[0] / n * 1e3,
         t[1] / n * 1e3,
         t[2] / n * 1e3,

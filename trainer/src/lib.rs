@@ -1,6 +1,7 @@
 //! `kdsr-trainer`: KDSR on libtorch (tch) — the networks at official key names, the KD loss,
 //! the classic degradation on the training device, two-stage training and evaluation.
 
+pub mod alloc;
 pub mod cmd;
 pub mod config;
 pub mod data;

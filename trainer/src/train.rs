@@ -237,6 +237,9 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
     if cfg.run.threads > 0 {
         tch::set_num_threads(cfg.run.threads as i32);
     }
+    if cfg.run.tune_malloc {
+        crate::alloc::tune_host_malloc();
+    }
     let seed = cfg.run.seed;
     let dir = opts.out_dir.join(stage.name());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -258,6 +261,9 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
     } else {
         None
     };
+    if let Some(w) = &st.pretrain {
+        load_pretrain(&mut model, w, stage.name())?;
+    }
 
     let params = named_trainables(&model);
     let mut adam = Adam::new(
@@ -515,9 +521,18 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
     })
 }
 
+/// Loads a stage's `pretrain` weights (checked against the model's config) into `model`.
+pub fn load_pretrain(model: &mut Model, weights: &Path, stage: &str) -> Result<()> {
+    let cfg = model.net.cfg.clone();
+    let context = || format!("{stage}.pretrain {}", weights.display());
+    let w = kdsr_core::spec::checkpoint::load_weights(&cfg, weights).with_context(context)?;
+    load_into(&mut model.vs, &cfg, &w, false).with_context(context)
+}
+
 /// Loads the frozen teacher for the student stage and, when the config asks for it (the official
-/// default), copies exactly the teacher's `G.*` weights into the student; the student's IDE keeps
-/// its own initialisation (the teacher's `E.*` keys do not match `E_st.*`).
+/// default), copies exactly the teacher's `G.*` weights into the student (a plain-conv ablation
+/// student: all of them but `da_conv1`); the student's IDE keeps its own initialisation (the
+/// teacher's `E.*` keys do not match `E_st.*`).
 pub fn attach_teacher(
     cfg: &TrainConfig,
     student: &mut Model,
@@ -530,7 +545,25 @@ pub fn attach_teacher(
     t.vs.freeze();
     if cfg.student.init_from_teacher {
         let scfg = student.net.cfg.clone();
-        load_into(&mut student.vs, &scfg, &weights_of(&t.vs)?, true)?;
+        if scfg.block_conv == tcfg.block_conv {
+            load_into(&mut student.vs, &scfg, &weights_of(&t.vs)?, true)?;
+        } else {
+            // A plain-conv ablation student: every `G` tensor the two share; `da_conv1` stays
+            // freshly initialised.
+            let tw = weights_of(&t.vs)?;
+            let vars = student.vs.variables();
+            tch::no_grad(|| -> Result<()> {
+                for (name, mut var) in vars.into_iter().filter(|(n, _)| n.starts_with("G.")) {
+                    if let Some(src) = tw.get(&name) {
+                        let shape: Vec<i64> = src.shape.iter().map(|d| *d as i64).collect();
+                        if shape == var.size() {
+                            var.copy_(&Tensor::from_slice(&src.data).reshape(&shape));
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
     }
     Ok(t)
 }

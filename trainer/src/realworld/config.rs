@@ -205,6 +205,7 @@ fn stage(iterations: u64, lr: f64, decay_every: u64) -> StageSection {
         beta2: 0.99,
         eps: 1e-8,
         ema: Some(0.999),
+        pretrain: None,
     }
 }
 

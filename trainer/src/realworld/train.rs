@@ -382,6 +382,9 @@ impl StageRunner {
             }
             _ => {}
         }
+        if let Some(w) = &stage.settings(cfg).pretrain {
+            crate::train::load_pretrain(&mut model, w, stage.name())?;
+        }
         let (disc, percep) = if stage == GanStage::GanStudent {
             let g = &cfg.gan;
             tch::manual_seed(mix(seed, 1, 1) as i64);

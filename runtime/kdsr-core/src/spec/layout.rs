@@ -1,7 +1,7 @@
 //! The official `state_dict` layout: every weight tensor of a [`KdsrConfig`] with its key and
 //! shape, in the order the official `BlindSR` registers them (kdsr-architecture.md §5).
 
-use super::{DDC_KERNEL, KdsrConfig};
+use super::{BlockConv, DDC_KERNEL, KdsrConfig};
 
 /// Which part of the network a tensor belongs to (for per-module parameter counts).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -135,12 +135,17 @@ impl KdsrConfig {
                 index: n,
                 ddc_mlp: true,
             };
-            b.linear(&format!("{p}.da_conv1.kernel.0"), c, c, false, mlp);
-            b.linear(&format!("{p}.da_conv1.kernel.2"), kk * c, c, false, mlp);
             let conv = Module::Block {
                 index: n,
                 ddc_mlp: false,
             };
+            match self.block_conv {
+                BlockConv::IdrDdc => {
+                    b.linear(&format!("{p}.da_conv1.kernel.0"), c, c, false, mlp);
+                    b.linear(&format!("{p}.da_conv1.kernel.2"), kk * c, c, false, mlp);
+                }
+                BlockConv::Plain => b.conv(&format!("{p}.da_conv1.conv"), c, c, 3, conv),
+            }
             b.conv(&format!("{p}.conv1"), c, c, 3, conv);
         }
         b.conv("G.body.1", c, c, 3, Module::BodyConv);

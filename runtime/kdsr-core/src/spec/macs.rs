@@ -6,8 +6,8 @@
 //! - [`Counting::Paper`]: without the dynamic depthwise conv and the MeanShifts, as `thop`
 //!   counts and as the paper's table does.
 
-use super::KdsrConfig;
 use super::layout::{Module, upsampler_factors};
+use super::{BlockConv, KdsrConfig};
 
 /// Which operations to count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,10 +58,14 @@ impl KdsrConfig {
                 index: n,
                 ddc_mlp: false,
             };
-            conv(mlp, c, c, 1, 1, false, "ddc kernel linear");
-            conv(mlp, c, 9 * c, 1, 1, false, "ddc kernel linear");
-            // Depthwise: one input channel per output channel.
-            conv(blk, 1, c, 3, px, true, "dynamic depthwise");
+            if self.block_conv == BlockConv::Plain {
+                conv(blk, c, c, 3, px, false, "plain conv (ablation)");
+            } else {
+                conv(mlp, c, c, 1, 1, false, "ddc kernel linear");
+                conv(mlp, c, 9 * c, 1, 1, false, "ddc kernel linear");
+                // Depthwise: one input channel per output channel.
+                conv(blk, 1, c, 3, px, true, "dynamic depthwise");
+            }
             conv(blk, c, c, 3, px, false, "conv1");
         }
         conv(Module::BodyConv, c, c, 3, px, false, "body conv");

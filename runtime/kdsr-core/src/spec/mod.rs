@@ -79,10 +79,34 @@ pub struct KdsrConfig {
     pub n_resblocks: usize,
     /// Upscaling factor: 2, 3 or 4.
     pub scale: u32,
+    /// The first conv of every IDR-DCRB block: IDR-DDC (KDSR), or a plain conv for the paper's
+    /// Table 4 ablation. Left out of the JSON when IDR-DDC.
+    #[serde(default, skip_serializing_if = "BlockConv::is_idr_ddc")]
+    pub block_conv: BlockConv,
 }
 
 fn default_family() -> Family {
     Family::Classic
+}
+
+/// The first conv of an IDR-DCRB block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockConv {
+    /// IDR-DDC: a depthwise 3×3 conv whose kernels an MLP makes from the IDR `D` (keys
+    /// `da_conv1.kernel.{0,2}`).
+    #[default]
+    IdrDdc,
+    /// An ordinary 3×3 conv C→C with bias that never sees the IDR (key `da_conv1.conv`): the
+    /// paper's "w/o IDR-DDC" ablation. Trainer only; the converter refuses it.
+    Plain,
+}
+
+impl BlockConv {
+    /// True for [`BlockConv::IdrDdc`].
+    pub fn is_idr_ddc(&self) -> bool {
+        *self == BlockConv::IdrDdc
+    }
 }
 
 /// The names [`KdsrConfig::preset`] accepts, in documentation order.
@@ -109,6 +133,7 @@ impl KdsrConfig {
             n_blocks: n,
             n_resblocks: r,
             scale: 4,
+            block_conv: BlockConv::IdrDdc,
         }
     }
 
