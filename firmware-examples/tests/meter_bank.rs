@@ -44,9 +44,9 @@ fn meter_shows_the_nearest_bank_entry() {
         Options::default(),
     )
     .expect("the shipped model loads");
-    // A bank of the query's own content, blur only. With the shipped edge model (2,000 CPU
-    // iterations, trained on noise-free blur) the IDR orders blur correctly within one image,
-    // but across images content dominates (a Set5 bank puts a σ 3.0 bird nearest to σ 0.6) and
+    // A bank of the query's own content, blur only. The shipped edge model (trained on
+    // noise-free blur) orders blur correctly within one image, but across images content
+    // dominates (with the previous release a Set5 bank put a σ 3.0 bird nearest to σ 0.6) and
     // noise levels are not separated; see the crate README.
     let bird = hr("bird.png");
     let samples = [bird.rgb.clone()];

@@ -1,6 +1,6 @@
 //! The shipped default model (`models/edge/student-edge`, the CLI's default `-m`) on the paper's
-//! Gaussian8 ×4 protocol over Set5, through the very ONNX files that ship: it beats bicubic by a
-//! clear margin, and its int8 graphs lose at most 0.1 dB against float32 (issue targets).
+//! Gaussian8 ×4 protocol over Set5, through the very ONNX files that ship: it beats bicubic by at
+//! least 3 dB, and its int8 graphs lose at most 0.1 dB against float32 (issue targets).
 //! Skipped off x86-64: under qemu-user the 80 whole-image runs take far too long; the ARM
 //! numerics are covered by the other tests.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
@@ -36,9 +36,9 @@ fn shipped_model_beats_bicubic_and_int8_costs_at_most_0_1_db() {
     eprintln!(
         "Set5 Gaussian8: f32 {f32_psnr:.3} dB, int8 {int8_psnr:.3} dB, bicubic {bicubic:.3} dB"
     );
-    // Measured 28.72 vs 25.87 (model card); the floor leaves room for nothing but regressions.
+    // Measured 29.07 vs 25.87 (model card): the issue's target, at least 3 dB over bicubic.
     assert!(
-        f32_psnr - bicubic >= 2.7,
+        f32_psnr - bicubic >= 3.0,
         "{f32_psnr:.3} vs bicubic {bicubic:.3}"
     );
     assert!(
