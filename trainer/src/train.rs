@@ -545,25 +545,15 @@ pub fn attach_teacher(
     t.vs.freeze();
     if cfg.student.init_from_teacher {
         let scfg = student.net.cfg.clone();
-        if scfg.block_conv == tcfg.block_conv {
-            load_into(&mut student.vs, &scfg, &weights_of(&t.vs)?, true)?;
-        } else {
-            // A plain-conv ablation student: every `G` tensor the two share; `da_conv1` stays
-            // freshly initialised.
-            let tw = weights_of(&t.vs)?;
-            let vars = student.vs.variables();
-            tch::no_grad(|| -> Result<()> {
-                for (name, mut var) in vars.into_iter().filter(|(n, _)| n.starts_with("G.")) {
-                    if let Some(src) = tw.get(&name) {
-                        let shape: Vec<i64> = src.shape.iter().map(|d| *d as i64).collect();
-                        if shape == var.size() {
-                            var.copy_(&Tensor::from_slice(&src.data).reshape(&shape));
-                        }
-                    }
-                }
-                Ok(())
-            })?;
+        // The student's own weights with every `G` tensor the teacher has in their place: all of
+        // `G` for an IDR-DDC student; a plain-conv student keeps its fresh `da_conv1`.
+        let mut w = weights_of(&student.vs)?;
+        for (k, v) in weights_of(&t.vs)? {
+            if k.starts_with("G.") && w.contains_key(&k) {
+                w.insert(k, v);
+            }
         }
+        load_into(&mut student.vs, &scfg, &w, true)?;
     }
     Ok(t)
 }

@@ -47,8 +47,8 @@ impl MeanShift {
         Self { ws, bs }
     }
     /// The 1×1 conv as what it is, a per-channel scale and shift: the official weight is
-    /// `eye(3) / std`, diagonal, so `bias + x · diag(weight)` gives the conv's values (one fused
-    /// `addcmul`, ~6 ms less per training step at batch 8 × 192² than a 3→3 conv at full size).
+    /// `eye(3) / std`, diagonal, so `bias + x · diag(weight)` gives the conv's values in one
+    /// elementwise `addcmul` instead of a 3→3 convolution over the full-size output.
     fn forward(&self, x: &Tensor) -> Tensor {
         let scale = self
             .ws
