@@ -25,10 +25,16 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  inference or internal failure
-  2  usage: bad arguments, or a request the model cannot serve (e.g. --idr with a dynamic graph)
-  3  input image: unreadable, corrupt, truncated, empty, or over --max-pixels
-  4  model: missing or unreadable model, metadata mismatch, IDR or bank made by other weights
-  5  output: cannot be encoded or written, or would overwrite an input
+  2  usage: bad arguments, or a request the model cannot serve (e.g. --idr with a dynamic graph,
+     an image over --mem-budget, a --tile too small to keep a useful core), checked from the
+     image header before decoding
+  3  input image: unreadable, corrupt, truncated (JPEG too, unless --allow-truncated), empty,
+     animated/multi-frame, or over --max-pixels
+  4  model: missing or unreadable model, metadata or graph inputs/outputs that do not match the
+     declared kind, IDR or bank made by other weights, IDR without a weights hash or with
+     non-finite values, a model whose output is not finite
+  5  output: cannot be encoded or written (e.g. JPEG wider than 65535 px), or would overwrite an
+     input
 A folder run continues past failing files, lists them at the end and exits with the code of the
 first failure.";
 
@@ -150,7 +156,7 @@ pub struct ModelArgs {
         default_value = "models/edge/student-edge"
     )]
     pub model: PathBuf,
-    /// Threads for tract (0 = all cores).
+    /// Threads for tract (0 = all cores; more than the cores is capped at the cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// tract's direct spatial convolution.
@@ -194,8 +200,9 @@ pub struct UpscaleArgs {
     /// (stdin).
     #[arg(short = 'i', long = "input")]
     pub input: PathBuf,
-    /// Output: a file (format from its extension), a folder (created if missing; files named
-    /// after the inputs) or `-` (stdout, PNG unless --format).
+    /// Output: a file (format from its extension), a folder (an existing one, or a path ending
+    /// in `/`, created if missing; files named after the inputs) or `-` (stdout, PNG unless
+    /// --format).
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
     /// Model and runtime options.
@@ -206,6 +213,8 @@ pub struct UpscaleArgs {
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
     /// LR tile (window) side in pixels, context included (default: sized from --mem-budget).
+    /// At least 3 × the model's receptive radius (63 for student-edge), so that each window
+    /// keeps a core as wide as its context.
     #[arg(long)]
     pub tile: Option<usize>,
     /// Memory budget per image in MiB (input, output and network working set).
@@ -219,8 +228,16 @@ pub struct UpscaleArgs {
     #[arg(long = "max-pixels", default_value_t = kdsr_runtime::io::DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
     /// JPEG quality (1-100).
-    #[arg(long = "jpeg-quality", default_value_t = 95)]
+    #[arg(
+        long = "jpeg-quality",
+        default_value_t = 95,
+        value_parser = clap::value_parser!(u8).range(1..=100)
+    )]
     pub jpeg_quality: u8,
+    /// Upscale a JPEG that ends before its end-of-image marker (a cut-off download or copy)
+    /// instead of refusing it; the missing part comes out grey.
+    #[arg(long = "allow-truncated")]
+    pub allow_truncated: bool,
     /// Print a JSON report on stdout.
     #[arg(long)]
     pub json: bool,

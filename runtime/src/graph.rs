@@ -247,25 +247,25 @@ impl Graph {
                 ))
             }
         };
-        match meta.kind {
-            GraphKind::Dynamic => {
-                need(d_input.is_none(), "takes an input `D`")?;
-                need(out_sr.is_some(), "has no output `sr`")?;
-            }
-            GraphKind::Ide => need(
-                out_d.is_some() && out_dp.is_some(),
-                "lacks the outputs `D` and `D_prime`",
-            )?,
-            GraphKind::Sr => {
-                need(d_input.is_some(), "has no input `D`")?;
-                need(out_sr.is_some(), "has no output `sr`")?;
-            }
-            GraphKind::Folded => {
-                need(d_input.is_none(), "takes an input `D`")?;
-                need(out_sr.is_some(), "has no output `sr`")?;
-            }
-            GraphKind::Batched => {}
-        }
+        // The inputs and outputs each kind has (converter/README.md, "Graphs"), exactly.
+        let (want_in, want_out): (&[&str], &[&str]) = match meta.kind {
+            GraphKind::Dynamic => (&["lr"], &["sr", "D"]),
+            GraphKind::Ide => (&["lr"], &["D", "D_prime"]),
+            GraphKind::Sr => (&["lr", "D"], &["sr"]),
+            GraphKind::Folded => (&["lr"], &["sr"]),
+            GraphKind::Batched => (&["lr"], &["sr", "D"]),
+        };
+        let same = |got: &[String], want: &[&str]| {
+            let mut g: Vec<&str> = got.iter().map(String::as_str).collect();
+            let mut w = want.to_vec();
+            g.sort_unstable();
+            w.sort_unstable();
+            g == w
+        };
+        need(
+            same(&input_names, want_in) && same(&output_names, want_out),
+            &format!("does not have its inputs {want_in:?} and outputs {want_out:?}"),
+        )?;
         let n_inputs = input_names.len();
         let mut input_types = Vec::with_capacity(n_inputs);
         for i in 0..n_inputs {
@@ -312,6 +312,41 @@ impl Graph {
                     format!(
                         "input `D` has shape {:?}, but `kdsr.n_feats` = {} needs [1, {}]",
                         f.shape, meta.n_feats, meta.n_feats
+                    ),
+                ));
+            }
+        }
+        // Output shapes against the metadata, evaluated at a probe size: `sr` is
+        // [1, 3, scale·h, scale·w] (a ×2 graph labelled ×4 fails here), `D` [1, C], `D_prime`
+        // [1, 4C].
+        let (ph, pw) = (7i64, 11i64);
+        let probe = SymbolValues::default().with(&sym_h, ph).with(&sym_w, pw);
+        let scale = i64::from(meta.scale);
+        let c = meta.n_feats as i64;
+        for (ix, name, want) in [
+            (out_sr, "sr", vec![1, 3, scale * ph, scale * pw]),
+            (out_d, "D", vec![1, c]),
+            (out_dp, "D_prime", vec![1, 4 * c]),
+        ] {
+            let Some(ix) = ix else { continue };
+            let fact = model
+                .output_fact(ix)
+                .map_err(|e| tract_err(path, "graph output", e))?;
+            let got: Option<Vec<i64>> = fact
+                .shape
+                .iter()
+                .map(|d| d.eval_to_i64(&probe).ok())
+                .collect();
+            if got.as_deref() != Some(want.as_slice()) {
+                return Err(Error::model(
+                    path,
+                    format!(
+                        "output `{name}` has shape {:?}, which for an input of {ph}x{pw} is {}, \
+                         but the metadata (`kdsr.scale` = {}, `kdsr.n_feats` = {}) need {want:?}",
+                        fact.shape,
+                        got.map_or_else(|| "not a fixed size".to_owned(), |g| format!("{g:?}")),
+                        meta.scale,
+                        meta.n_feats
                     ),
                 ));
             }

@@ -26,19 +26,21 @@
 //! any failure), synced and renamed over the target, so a target never holds a partial image.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Cursor, Seek, Write};
+use std::io::{BufRead, BufReader, BufWriter, Cursor, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::codecs::pnm::{PnmEncoder, PnmSubtype, SampleEncoding};
 use image::codecs::tiff::TiffEncoder;
-use image::codecs::webp::WebPEncoder;
+use image::codecs::webp::{WebPDecoder, WebPEncoder};
 use image::metadata::Orientation;
 use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder, ImageReader, Limits};
 use kdsr_core::io::{BitDepth, ColorKind, LoadedImage, from_dynamic};
 
 use crate::error::{Error, Result};
+
+mod container;
 
 /// Default for [`ReadOptions::max_pixels`]: 40 megapixels (an LR image that large is a
 /// 640-megapixel output at ×4).
@@ -49,12 +51,16 @@ pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
 pub struct ReadOptions {
     /// Largest `width × height` accepted, checked from the header before decoding.
     pub max_pixels: u64,
+    /// Accept a JPEG that ends before its end-of-image marker (the decoder fills the missing
+    /// part grey). Default `false`: such a file is refused as truncated.
+    pub allow_truncated: bool,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
         Self {
             max_pixels: DEFAULT_MAX_PIXELS,
+            allow_truncated: false,
         }
     }
 }
@@ -74,26 +80,163 @@ pub struct InputImage {
     pub orientation: Orientation,
 }
 
+/// What an image file's header says, read before any pixel is decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageHeader {
+    /// Width after the EXIF orientation (what the decoded image will have).
+    pub width: u32,
+    /// Height after the EXIF orientation.
+    pub height: u32,
+    /// The container format.
+    pub format: image::ImageFormat,
+    /// Gray or RGB, `None` for a pixel type the runtime does not read (refused on decoding).
+    pub color: Option<ColorKind>,
+    /// Whether the image has an alpha channel.
+    pub alpha: bool,
+    /// 8 or 16 bits, `None` for a pixel type the runtime does not read.
+    pub bit_depth: Option<BitDepth>,
+}
+
+/// An image whose header has been read and checked, not yet decoded ([`open_image`]): callers
+/// check what the header implies (output size, memory) before paying for decoding.
+pub struct PendingImage {
+    decoder: Box<dyn ImageDecoder>,
+    header: ImageHeader,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for PendingImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingImage")
+            .field("header", &self.header)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingImage {
+    /// The header.
+    pub fn header(&self) -> &ImageHeader {
+        &self.header
+    }
+
+    /// Decodes the pixels. Errors: [`Error::Input`] naming the file.
+    pub fn decode(self) -> Result<InputImage> {
+        let path = self.path;
+        let bad = |m: String| Error::input(&path, m);
+        let format = self.header.format;
+        let mut decoder = self.decoder;
+        let icc = decoder.icc_profile().ok().flatten();
+        let exif = decoder.exif_metadata().ok().flatten();
+        let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+        let mut img = DynamicImage::from_decoder(decoder)
+            .map_err(|e| bad(format!("corrupt or truncated {format:?} file: {e}")))?;
+        img.apply_orientation(orientation);
+        let exif = exif.map(|mut e| {
+            let _ = Orientation::remove_from_exif_chunk(&mut e);
+            e
+        });
+        let image = from_dynamic(&img).map_err(|e| bad(unprefixed(&e.to_string())))?;
+        Ok(InputImage {
+            image,
+            format,
+            icc,
+            exif,
+            orientation,
+        })
+    }
+}
+
 /// Reads and decodes the image file at `path` (see the [module docs](self)).
 /// Errors: [`Error::Input`] naming `path`.
 pub fn read_image(path: &Path, options: ReadOptions) -> Result<InputImage> {
-    let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
-    decode(BufReader::new(file), path, options)
+    open_image(path, options)?.decode()
 }
 
 /// Decodes an image held in memory (e.g. read from stdin); `name` labels errors.
 pub fn read_image_bytes(bytes: &[u8], name: &Path, options: ReadOptions) -> Result<InputImage> {
-    decode(Cursor::new(bytes), name, options)
+    open_image_bytes(bytes.to_vec(), name, options)?.decode()
 }
 
-fn decode<R: BufRead + Seek>(reader: R, path: &Path, options: ReadOptions) -> Result<InputImage> {
+/// Opens the image file at `path` and reads and checks its header without decoding pixels (see
+/// the [module docs](self)). Errors: [`Error::Input`] naming `path`.
+pub fn open_image(path: &Path, options: ReadOptions) -> Result<PendingImage> {
+    let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+    open(BufReader::new(file), path, options)
+}
+
+/// [`open_image`] for an image held in memory; `name` labels errors.
+pub fn open_image_bytes(bytes: Vec<u8>, name: &Path, options: ReadOptions) -> Result<PendingImage> {
+    open(Cursor::new(bytes), name, options)
+}
+
+/// The message for animated and multi-frame inputs, the same for every format.
+fn multi_frame(what: &str) -> String {
+    format!(
+        "animated/multi-frame input ({what}): kdsr-edge upscales one still image and does not \
+         pick a frame for you; extract the frame you want (e.g. to PNG) and upscale that"
+    )
+}
+
+fn open<R: BufRead + Seek + 'static>(
+    reader: R,
+    path: &Path,
+    options: ReadOptions,
+) -> Result<PendingImage> {
     let bad = |m: String| Error::input(path, m);
-    let mut reader = ImageReader::new(reader)
+    let guessed = ImageReader::new(reader)
         .with_guessed_format()
         .map_err(|e| bad(format!("cannot read: {e}")))?;
-    let format = reader.format().ok_or_else(|| {
-        bad("not an image in a known format (PNG, JPEG, WebP, TIFF, PNM/PAM)".into())
-    })?;
+    let format = match guessed.format() {
+        Some(image::ImageFormat::Gif) => {
+            return Err(bad(multi_frame(
+                "GIF, a format kdsr-edge does not read; GIF files are mostly animations",
+            )));
+        }
+        Some(f) => f,
+        None => {
+            return Err(bad(
+                "not an image in a known format (PNG, JPEG, WebP, TIFF, PNM/PAM)".into(),
+            ));
+        }
+    };
+    let mut inner = guessed.into_inner();
+    let rewind = |r: &mut R| {
+        r.seek(SeekFrom::Start(0))
+            .map(|_| ())
+            .map_err(|e| bad(format!("cannot read: {e}")))
+    };
+    match format {
+        image::ImageFormat::WebP => {
+            let animated = WebPDecoder::new(&mut inner)
+                .map_err(|e| bad(format!("corrupt or truncated WebP file: {e}")))?
+                .has_animation();
+            if animated {
+                return Err(bad(multi_frame("animated WebP")));
+            }
+        }
+        image::ImageFormat::Tiff => {
+            if let Ok(n) = container::tiff_pages(&mut inner)
+                && n > 1
+            {
+                return Err(bad(multi_frame("multi-page TIFF")));
+            }
+        }
+        image::ImageFormat::Jpeg if !options.allow_truncated => {
+            let end =
+                container::jpeg_end(&mut inner).map_err(|e| bad(format!("cannot read: {e}")))?;
+            if let container::JpegEnd::Truncated(at) = end {
+                return Err(bad(format!(
+                    "truncated JPEG: the data end at byte {at} before the end-of-image marker, \
+                     so part of the picture is missing (the decoder would fill it grey); \
+                     re-copy the file, or pass --allow-truncated to upscale it as it is"
+                )));
+            }
+        }
+        _ => {}
+    }
+    rewind(&mut inner)?;
+    let mut reader = ImageReader::with_format(inner, format);
     let mut limits = Limits::default();
     limits.max_alloc = Some(options.max_pixels.saturating_mul(16).max(64 << 20));
     reader.limits(limits);
@@ -121,23 +264,40 @@ fn decode<R: BufRead + Seek>(reader: R, path: &Path, options: ReadOptions) -> Re
             "{original:?} is not supported (convert the file to RGB first)"
         )));
     }
-    let icc = decoder.icc_profile().ok().flatten();
-    let exif = decoder.exif_metadata().ok().flatten();
+    // JPEG's decoder learns the orientation from its EXIF block.
+    let _ = decoder.exif_metadata();
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder)
-        .map_err(|e| bad(format!("corrupt or truncated {format:?} file: {e}")))?;
-    img.apply_orientation(orientation);
-    let exif = exif.map(|mut e| {
-        let _ = Orientation::remove_from_exif_chunk(&mut e);
-        e
-    });
-    let image = from_dynamic(&img).map_err(|e| bad(unprefixed(&e.to_string())))?;
-    Ok(InputImage {
-        image,
-        format,
-        icc,
-        exif,
+    let swapped = matches!(
         orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    let (width, height) = if swapped { (h, w) } else { (w, h) };
+    use image::ColorType as C;
+    let (color, alpha, bit_depth) = match decoder.color_type() {
+        C::L8 => (Some(ColorKind::Gray), false, Some(BitDepth::Eight)),
+        C::La8 => (Some(ColorKind::Gray), true, Some(BitDepth::Eight)),
+        C::Rgb8 => (Some(ColorKind::Rgb), false, Some(BitDepth::Eight)),
+        C::Rgba8 => (Some(ColorKind::Rgb), true, Some(BitDepth::Eight)),
+        C::L16 => (Some(ColorKind::Gray), false, Some(BitDepth::Sixteen)),
+        C::La16 => (Some(ColorKind::Gray), true, Some(BitDepth::Sixteen)),
+        C::Rgb16 => (Some(ColorKind::Rgb), false, Some(BitDepth::Sixteen)),
+        C::Rgba16 => (Some(ColorKind::Rgb), true, Some(BitDepth::Sixteen)),
+        other => (None, other.has_alpha(), None),
+    };
+    Ok(PendingImage {
+        decoder: Box::new(decoder),
+        header: ImageHeader {
+            width,
+            height,
+            format,
+            color,
+            alpha,
+            bit_depth,
+        },
+        path: path.to_path_buf(),
     })
 }
 
@@ -212,6 +372,28 @@ impl OutFormat {
             OutFormat::Pam => "PAM",
             OutFormat::Ppm => "PPM",
             OutFormat::Pgm => "PGM",
+        }
+    }
+
+    /// The largest width or height the format can store, `None` when practically unlimited.
+    pub fn max_side(self) -> Option<u32> {
+        match self {
+            OutFormat::Jpeg => Some(65_535),
+            OutFormat::WebP => Some(16_383),
+            _ => None,
+        }
+    }
+
+    /// Checks that a `width × height` image fits the format (JPEG: 65,535 px per side; WebP:
+    /// 16,383), so an output that cannot be encoded is refused before any work.
+    pub fn check_size(self, width: u64, height: u64) -> std::result::Result<(), String> {
+        match self.max_side() {
+            Some(max) if width > u64::from(max) || height > u64::from(max) => Err(format!(
+                "the {width}x{height} output does not fit {}: it holds at most {max} px per \
+                 side; write .png, .tif or .pam",
+                self.name()
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -406,8 +588,10 @@ pub fn encode_image<W: Write + Seek>(
     .map_err(enc_err)
 }
 
-/// Encodes `img` and writes it to `path` atomically (temporary file in the same folder, synced,
-/// renamed; removed on any failure), with mode 0644 on Unix.
+/// Encodes `img` and writes it to `path` atomically (temporary file `.NAME.kdsr-tmp.PID.XXXXXX`
+/// in the same folder, synced, renamed; removed on any failure), with mode 0644 on Unix. A
+/// process killed while writing leaves the temporary file; `kdsr-edge upscale` removes such files
+/// from its output folder when it starts ([`kdsr_core::fsutil::remove_stale_temps`]).
 pub fn write_image(
     path: &Path,
     img: &DynamicImage,
@@ -426,8 +610,7 @@ pub fn write_image(
         .to_string_lossy()
         .into_owned();
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
+        .prefix(&kdsr_core::fsutil::temp_prefix(&name))
         .tempfile_in(&dir)
         .map_err(|e| io("cannot create a temporary file in the output folder", e))?;
     let report = {

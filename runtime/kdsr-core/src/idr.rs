@@ -12,6 +12,12 @@ use crate::spec::checkpoint::{Tensor, weights_from_bytes_unchecked, weights_to_b
 /// Format version written into every IDR file.
 pub const IDR_FORMAT: &str = "kdsr-idr-1";
 
+/// The largest magnitude accepted in an IDR's `D` and `D'` ([`Idr::check_values`]). The IDE's
+/// outputs are activations of a few linear layers on images in [0, 1], of order 1–10; a value
+/// beyond this is not an estimate any model made, and in the SR network it overflows float32
+/// (an all-black or NaN image).
+pub const IDR_MAX_ABS: f32 = 1.0e4;
+
 /// A degradation representation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Idr {
@@ -70,6 +76,29 @@ impl Idr {
             images,
             source: source.to_owned(),
         })
+    }
+
+    /// Checks that every value of `D` and `D'` is finite and at most [`IDR_MAX_ABS`] in
+    /// magnitude; the message names the vector, the first bad index and value.
+    pub fn check_values(&self) -> std::result::Result<(), String> {
+        for (name, v) in [("D", &self.d), ("D_prime", &self.d_prime)] {
+            if let Some((i, x)) = v
+                .iter()
+                .enumerate()
+                .find(|(_, x)| !x.is_finite() || x.abs() > IDR_MAX_ABS)
+            {
+                return Err(format!(
+                    "`{name}`[{i}] = {x:e}: {}; an IDR from a model's IDE holds finite values \
+                     of order 1-10 (limit {IDR_MAX_ABS:e}), so this file is damaged or forged",
+                    if x.is_finite() {
+                        "out of range"
+                    } else {
+                        "not a finite number"
+                    }
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Serialises to safetensors bytes.

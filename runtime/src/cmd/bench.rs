@@ -76,11 +76,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
         BenchKnob::On => &[(DirectSpatial::On, "on")],
         BenchKnob::Off => &[(DirectSpatial::Off, "off")],
     };
-    let threads = if a.threads == 0 {
-        std::thread::available_parallelism().map_or(1, usize::from)
-    } else {
-        a.threads
-    };
+    let threads = super::cap_threads(a.threads);
     let img = test_image(h, w)?;
     let grid = TileGrid::whole(h, w).ok_or_else(|| Failure::usage("empty size"))?;
     let mut rows = Vec::new();

@@ -43,6 +43,7 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<u8> {
             f,
             ReadOptions {
                 max_pixels: a.max_pixels,
+                ..ReadOptions::default()
             },
         )
         .and_then(|img| up.estimate_idr(&img.image.rgb));

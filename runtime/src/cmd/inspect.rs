@@ -39,6 +39,7 @@ pub fn run(a: InspectArgs) -> anyhow::Result<u8> {
         &a.image,
         ReadOptions {
             max_pixels: a.max_pixels,
+            ..ReadOptions::default()
         },
     )?;
     let lr = &img.image.rgb;

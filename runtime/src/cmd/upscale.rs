@@ -5,9 +5,11 @@ use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use kdsr_core::io::{BitDepth, ColorKind};
+use kdsr_runtime::image::image_buffer_bytes;
 use kdsr_runtime::io::{
-    InputImage, MetaFate, Metadata, MetadataReport, OutFormat, ReadOptions, WriteOptions,
-    encode_image, read_image, read_image_bytes, write_image,
+    MetaFate, Metadata, MetadataReport, OutFormat, PendingImage, ReadOptions, WriteOptions,
+    encode_image, open_image, open_image_bytes, write_image,
 };
 use kdsr_runtime::upscaler::ide_crop;
 use kdsr_runtime::{ErrorClass, Idr, ModelInfo, ModelKind, Options, Upscaler};
@@ -142,6 +144,24 @@ pub fn run(a: UpscaleArgs) -> anyhow::Result<u8> {
         }
         .into());
     };
+    let out_dir = match &dest {
+        Dest::Dir(d) => Some(d.clone()),
+        Dest::File(p) => Some(match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        }),
+        Dest::Stdout => None,
+    };
+    if let Some(dir) = out_dir {
+        for f in kdsr_core::fsutil::remove_stale_temps(&dir) {
+            if !a.quiet {
+                eprintln!(
+                    "kdsr-edge: note: removed {}, a temporary file left by an interrupted run",
+                    f.display()
+                );
+            }
+        }
+    }
     if let (Dest::File(p), Some(f)) = (&dest, forced_format)
         && let Some(pf) = OutFormat::from_path(p)
         && pf != f
@@ -171,6 +191,20 @@ pub fn run(a: UpscaleArgs) -> anyhow::Result<u8> {
         ..Options::default()
     };
     let up = load_model(&a.model, options)?;
+    let min_window = min_window(&up);
+    if let Some(t) = a.tile
+        && t < min_window
+    {
+        return Err(Failure::usage(format!(
+            "--tile {t} is too small for this model: each window keeps only the pixels at least \
+             {r} px (its receptive radius) from the window's edge, so a {t} px window keeps {core} \
+             px and recomputes the rest; use --tile {min_window} or more (or leave --tile out to \
+             size windows from --mem-budget)",
+            r = up.info().receptive_radius,
+            core = t.saturating_sub(2 * up.info().receptive_radius),
+        ))
+        .into());
+    }
     let given_idr = match &a.idr {
         Some(p) => {
             let idr = Idr::load(p).map_err(|e| kdsr_runtime::Error::ModelData {
@@ -202,7 +236,9 @@ pub fn run(a: UpscaleArgs) -> anyhow::Result<u8> {
         idr: given_idr.as_ref(),
         read: ReadOptions {
             max_pixels: a.max_pixels,
+            allow_truncated: a.allow_truncated,
         },
+        min_window,
         write: WriteOptions {
             jpeg_quality: a.jpeg_quality,
             strip: a.strip,
@@ -282,10 +318,28 @@ pub fn run(a: UpscaleArgs) -> anyhow::Result<u8> {
     Ok(exit)
 }
 
+/// The smallest window side worth tiling with: a core at least as wide as the receptive radius
+/// (so a window computes at most 9× the pixels it keeps).
+fn min_window(up: &Upscaler) -> usize {
+    3 * up.info().receptive_radius
+}
+
+/// Whether `p` is written as a folder (`out/`).
+fn ends_with_separator(p: &Path) -> bool {
+    let s = p.as_os_str().to_string_lossy();
+    s.ends_with('/') || s.ends_with(std::path::MAIN_SEPARATOR)
+}
+
 fn single_dest(output: &Path) -> anyhow::Result<Dest> {
     Ok(if is_dash(output) {
         Dest::Stdout
     } else if output.is_dir() {
+        Dest::Dir(output.to_path_buf())
+    } else if ends_with_separator(output) {
+        std::fs::create_dir_all(output).map_err(|e| Failure {
+            class: ErrorClass::Output,
+            message: format!("cannot create the output folder {}: {e}", output.display()),
+        })?;
         Dest::Dir(output.to_path_buf())
     } else {
         Dest::File(output.to_path_buf())
@@ -296,6 +350,7 @@ struct Ctx<'a> {
     up: &'a Upscaler,
     idr: Option<&'a Idr>,
     read: ReadOptions,
+    min_window: usize,
     write: WriteOptions,
     forced_format: Option<OutFormat>,
     inputs: HashSet<PathBuf>,
@@ -310,8 +365,10 @@ impl Ctx<'_> {
         produced: &mut HashSet<PathBuf>,
     ) -> anyhow::Result<FileReport> {
         let start = Instant::now();
-        let img: InputImage = match src {
-            Source::File(p) => read_image(p, self.read)?,
+        // Everything the header decides is checked before the pixels are decoded: the output
+        // format, its size limits, the memory budget and the tiles.
+        let pending: PendingImage = match src {
+            Source::File(p) => open_image(p, self.read)?,
             Source::Stdin => {
                 let mut bytes = Vec::new();
                 std::io::stdin()
@@ -321,21 +378,67 @@ impl Ctx<'_> {
                         path: "<stdin>".into(),
                         message: format!("cannot read: {e}"),
                     })?;
-                read_image_bytes(&bytes, Path::new("<stdin>"), self.read)?
+                open_image_bytes(bytes, Path::new("<stdin>"), self.read)?
             }
         };
-        let li = &img.image;
-        let has_alpha = li.alpha.is_some();
-        let (format, out_path) = self.resolve_output(src, dest, &img)?;
+        let hdr = *pending.header();
+        let (Some(color), Some(depth)) = (hdr.color, hdr.bit_depth) else {
+            // A pixel type the runtime does not read: decoding names it.
+            pending.decode()?;
+            return Err(Failure {
+                class: ErrorClass::Input,
+                message: format!("{}: unsupported pixel type", src.label()),
+            }
+            .into());
+        };
+        let has_alpha = hdr.alpha;
+        let (h, w) = (hdr.height as usize, hdr.width as usize);
+        let s = self.up.scale();
+        let (format, out_path) = self.resolve_output(src, dest, color, has_alpha, depth)?;
         let out_label = out_path
             .as_ref()
             .map_or_else(|| "<stdout>".to_owned(), |p| p.display().to_string());
+        let out_err = |m: String| kdsr_runtime::Error::Output {
+            path: out_label.clone().into(),
+            message: m,
+        };
         format
-            .check_holds(li.color, has_alpha, li.bit_depth)
-            .map_err(|m| kdsr_runtime::Error::Output {
-                path: out_label.clone().into(),
-                message: m,
-            })?;
+            .check_holds(color, has_alpha, depth)
+            .map_err(out_err)?;
+        format
+            .check_size((w * s) as u64, (h * s) as u64)
+            .map_err(out_err)?;
+        let fixed = image_buffer_bytes(h, w, color.channels(), has_alpha, depth, s);
+        let grid = self.up.tile_grid(h, w, fixed)?;
+        let radius = self.up.info().receptive_radius;
+        let tiled_window = grid
+            .rows
+            .iter()
+            .filter(|_| grid.rows.len() > 1)
+            .chain(grid.cols.iter().filter(|_| grid.cols.len() > 1))
+            .map(|span| span.len)
+            .min();
+        if let Some(win) = tiled_window
+            && win < self.min_window
+        {
+            return Err(Failure::usage(format!(
+                "the {} MiB budget leaves room for {win} px windows on this {w}x{h} image: each \
+                 would keep only {} px of the {radius} px context it needs on each side, and \
+                 recompute the rest ({} windows); raise --mem-budget (a {} px window alone \
+                 needs about {:.0} MiB)",
+                self.up.options().mem_budget_mib,
+                win.saturating_sub(2 * radius),
+                grid.len(),
+                self.min_window,
+                (self.min_window * self.min_window) as f64
+                    * kdsr_runtime::memory::sr_bytes_per_px(
+                        self.up.info().n_feats,
+                        self.up.info().scale
+                    )
+                    / (1024.0 * 1024.0)
+            ))
+            .into());
+        }
         if let Some(p) = &out_path {
             let canon = p.canonicalize().ok();
             if canon.as_ref().is_some_and(|c| self.inputs.contains(c)) {
@@ -359,7 +462,8 @@ impl Ctx<'_> {
                 .into());
             }
         }
-        let (h, w) = (li.rgb.height(), li.rgb.width());
+        let img = pending.decode()?;
+        let li = &img.image;
         let idr_desc = match (self.idr, self.up.info().kind) {
             (Some(i), _) => format!("from {}", i.source),
             (None, ModelKind::Split) => {
@@ -442,9 +546,10 @@ impl Ctx<'_> {
         &self,
         src: &Source,
         dest: &Dest,
-        img: &InputImage,
+        color: ColorKind,
+        alpha: bool,
+        depth: BitDepth,
     ) -> anyhow::Result<(OutFormat, Option<PathBuf>)> {
-        let li = &img.image;
         Ok(match dest {
             Dest::Stdout => (self.forced_format.unwrap_or(OutFormat::Png), None),
             Dest::File(p) => {
@@ -468,12 +573,7 @@ impl Ctx<'_> {
                         .as_deref()
                         .and_then(|e| OutFormat::from_extension(e).map(|f| (f, e.to_owned())))
                     {
-                        Some((f, e))
-                            if f.check_holds(li.color, li.alpha.is_some(), li.bit_depth)
-                                .is_ok() =>
-                        {
-                            (f, e)
-                        }
+                        Some((f, e)) if f.check_holds(color, alpha, depth).is_ok() => (f, e),
                         _ => (OutFormat::Png, "png".to_owned()),
                     },
                 };
