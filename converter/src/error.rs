@@ -26,6 +26,49 @@ pub enum ConvertError {
          trained and evaluated by `trainer`, not exported"
     )]
     PlainBlocks(String),
+    /// A config whose known preset name belongs to other sizes (a sidecar that lies about the
+    /// preset).
+    #[error(
+        "config names preset `{preset}` ({named}), but its sizes are {found}; the graphs would be \
+         labelled `{preset}` with other sizes. Fix the preset name in the config (or use a name \
+         that is not a preset for custom sizes), or pass --config with the right preset"
+    )]
+    PresetMismatch {
+        /// The preset name the config gives.
+        preset: String,
+        /// That preset's sizes.
+        named: String,
+        /// The config's sizes.
+        found: String,
+    },
+    /// A weight tensor holding NaN or infinity.
+    #[error(
+        "weight tensor `{key}` holds {count} non-finite value(s) (first: {value} at flat index \
+         {index}); the checkpoint is damaged (a diverged training run?) and cannot be exported"
+    )]
+    NonFiniteWeight {
+        /// The tensor's key.
+        key: String,
+        /// Flat index of the first non-finite value.
+        index: usize,
+        /// That value.
+        value: f32,
+        /// How many values of the tensor are not finite.
+        count: usize,
+    },
+    /// No config given, no `NAME.json` beside the weights, none stored in them.
+    #[error(
+        "no config for {}: {} does not exist and the weights carry no `kdsr.config` metadata; \
+         pass --config PRESET (e.g. student-edge) or --config FILE.json",
+        weights.display(),
+        sidecar.display()
+    )]
+    NoConfig {
+        /// The weights file.
+        weights: PathBuf,
+        /// The sidecar looked for.
+        sidecar: PathBuf,
+    },
     /// A weight tensor the graph needs is absent (checked weights never hit this).
     #[error("missing weight tensor `{0}`")]
     MissingWeight(String),
@@ -38,6 +81,14 @@ pub enum ConvertError {
         found: usize,
         /// C of the network.
         expected: usize,
+    },
+    /// An IDR holding NaN, infinity or absurdly large values.
+    #[error("IDR {source_name}: {message}")]
+    IdrValues {
+        /// File or description.
+        source_name: String,
+        /// Which value is wrong.
+        message: String,
     },
     /// An IDR produced by other weights.
     #[error(
@@ -145,8 +196,12 @@ impl ConvertError {
             ConvertError::Core(_)
             | ConvertError::TeacherConfig { .. }
             | ConvertError::PlainBlocks(_)
+            | ConvertError::PresetMismatch { .. }
+            | ConvertError::NonFiniteWeight { .. }
+            | ConvertError::NoConfig { .. }
             | ConvertError::MissingWeight(_)
             | ConvertError::IdrLength { .. }
+            | ConvertError::IdrValues { .. }
             | ConvertError::IdrHash { .. }
             | ConvertError::EmptyCalibration { .. }
             | ConvertError::Options(_)

@@ -141,8 +141,9 @@ impl<'n> IdeRunner<'n> {
     }
 }
 
-/// Checks an IDR against the network: `D` of length C always; the producing weights' hash
-/// unless `force`.
+/// Checks an IDR against the network: `D` of length C and finite, plausible values
+/// ([`Idr::check_values`], the runtime's check too) always; the producing weights' hash unless
+/// `force`.
 pub fn check(net: &Network, idr: &Idr, source_name: &str, force: bool) -> Result<()> {
     let c = net.config.n_feats;
     if idr.d.len() != c {
@@ -152,6 +153,11 @@ pub fn check(net: &Network, idr: &Idr, source_name: &str, force: bool) -> Result
             expected: c,
         });
     }
+    idr.check_values()
+        .map_err(|message| ConvertError::IdrValues {
+            source_name: source_name.to_owned(),
+            message,
+        })?;
     if !force && idr.weights_hash != net.weights_hash {
         return Err(ConvertError::IdrHash {
             source_name: source_name.to_owned(),

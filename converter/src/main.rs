@@ -12,7 +12,19 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The chain without repeats: an I/O error's text is often part of its parent's.
+            let mut msg = String::new();
+            for cause in e.chain() {
+                let text = cause.to_string();
+                if msg.contains(&text) {
+                    continue;
+                }
+                if !msg.is_empty() {
+                    msg.push_str(": ");
+                }
+                msg.push_str(&text);
+            }
+            eprintln!("error: {msg}");
             let code = e
                 .downcast_ref::<kdsr_converter::ConvertError>()
                 .map_or(1, kdsr_converter::ConvertError::exit_code);

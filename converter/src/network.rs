@@ -33,6 +33,18 @@ impl Network {
         if !config.block_conv.is_idr_ddc() {
             return Err(ConvertError::PlainBlocks(config.preset.clone()));
         }
+        // A known preset name must carry that preset's sizes: the graphs' `kdsr.preset` is
+        // what the runtime shows and falls back on, and it must not describe other sizes.
+        if let Ok(named) = KdsrConfig::preset(&config.preset) {
+            let sizes = |c: &KdsrConfig| (c.n_feats, c.n_blocks, c.n_resblocks, c.role, c.family);
+            if sizes(&named) != sizes(config) {
+                return Err(ConvertError::PresetMismatch {
+                    preset: config.preset.clone(),
+                    named: describe(&named),
+                    found: describe(config),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -47,6 +59,16 @@ impl Network {
                 .map(|(k, t)| (k.as_str(), t.shape.as_slice(), "F32")),
             false,
         )?;
+        for (key, t) in &weights {
+            if let Some((index, v)) = t.data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(ConvertError::NonFiniteWeight {
+                    key: key.clone(),
+                    index,
+                    value: *v,
+                    count: t.data.iter().filter(|v| !v.is_finite()).count(),
+                });
+            }
+        }
         let weights_hash = weights_hash(&weights);
         Ok(Self {
             config,
@@ -55,12 +77,40 @@ impl Network {
         })
     }
 
-    /// Loads `weights` (safetensors, official keys) for `config`, or for the `NAME.json` beside
-    /// the weights when `config` is `None`. The config is checked before the weights are read.
+    /// Loads `weights` (safetensors, official keys) for `config`; when `config` is `None`, for
+    /// the `NAME.json` beside the weights, or else the config the trainer stored in the weights'
+    /// metadata (`kdsr.config`). The config is checked before the weights are read.
+    ///
+    /// Errors: [`ConvertError::NoConfig`] when there is neither; [`ConvertError::PresetMismatch`]
+    /// for a known preset name with other sizes; [`ConvertError::NonFiniteWeight`] naming a
+    /// tensor with NaN or infinity; the weights' own errors.
     pub fn load(config: Option<KdsrConfig>, weights: &Path) -> Result<Self> {
         let config = match config {
             Some(c) => c,
-            None => KdsrConfig::from_file(&kdsr_core::spec::checkpoint::config_path_for(weights))?,
+            None => {
+                let sidecar = kdsr_core::spec::checkpoint::config_path_for(weights);
+                if sidecar.exists() {
+                    KdsrConfig::from_file(&sidecar)?
+                } else if !weights.is_file() {
+                    return Err(ConvertError::Io {
+                        path: weights.to_path_buf(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "no such weights file",
+                        ),
+                    });
+                } else {
+                    match kdsr_core::spec::checkpoint::embedded_config(weights)? {
+                        Some(c) => c,
+                        None => {
+                            return Err(ConvertError::NoConfig {
+                                weights: weights.to_path_buf(),
+                                sidecar,
+                            });
+                        }
+                    }
+                }
+            }
         };
         Self::check_config(&config)?;
         let w = load_weights(&config, weights)?;
@@ -71,4 +121,11 @@ impl Network {
     pub fn from_checkpoint(ck: Checkpoint) -> Result<Self> {
         Self::new(ck.config, ck.weights)
     }
+}
+
+fn describe(c: &KdsrConfig) -> String {
+    format!(
+        "C {}, N {}, R {}, {:?} {:?}",
+        c.n_feats, c.n_blocks, c.n_resblocks, c.family, c.role
+    )
 }

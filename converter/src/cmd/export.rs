@@ -155,6 +155,16 @@ pub fn run(a: &ExportArgs) -> Result<String> {
     opts.validate()?;
     let config = a.config.as_deref().map(KdsrConfig::resolve).transpose()?;
     let net = Network::load(config, &a.weights)?;
+    let out_dir = match a.out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    for f in kdsr_core::fsutil::remove_stale_temps(&out_dir) {
+        eprintln!(
+            "note: removed {}, a temporary file left by an interrupted run",
+            f.display()
+        );
+    }
     let report = export(&net, &opts, &a.out)?;
     let json = serde_json::to_string_pretty(&report)
         .map_err(|e| ConvertError::Graph(format!("serialising the report: {e}")))?;

@@ -238,6 +238,29 @@ pub fn config_path_for(weights: &Path) -> PathBuf {
     weights.with_extension("json")
 }
 
+/// The config [`Checkpoint::save`] stores in the safetensors metadata (`kdsr.config`) of the
+/// weights file at `weights`, `None` when the file has none. Errors: the file cannot be read
+/// ([`Error::Io`]), is not safetensors ([`Error::Safetensors`]), or holds an invalid config
+/// ([`Error::Config`]).
+pub fn embedded_config(weights: &Path) -> Result<Option<KdsrConfig>> {
+    let bytes = std::fs::read(weights).map_err(|source| Error::Io {
+        path: weights.to_path_buf(),
+        source,
+    })?;
+    let file = weights.display().to_string();
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| st_error(&file, e))?;
+    match header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("kdsr.config"))
+    {
+        None => Ok(None),
+        Some(text) => {
+            KdsrConfig::from_str_as(text, "json", &format!("{file} (kdsr.config)")).map(Some)
+        }
+    }
+}
+
 impl Checkpoint {
     /// Loads `NAME.safetensors` with the config in `NAME.json` beside it, or with `config` when
     /// given (a preset or another file).
