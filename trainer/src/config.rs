@@ -25,6 +25,42 @@ pub struct TrainConfig {
     pub student: StudentSection,
     /// Validation, logging, checkpoints, seed.
     pub run: RunSection,
+    /// Additions that are not in the paper and make the IDR encode the degradation (all off in
+    /// the paper presets; see [`IdrSection`]).
+    #[serde(default)]
+    pub idr: IdrSection,
+}
+
+/// `[idr]`: training signals for the IDE that the paper does not have. The paper recipe at CPU
+/// scale gives a teacher whose `D` carries no blur σ (η² 0.000 over σ 1.2 / 2.4 / 3.6, see
+/// `models/edge/README.md`); these make `D` a degradation code. Both apply in the stage being
+/// trained (teacher or student) and are off (0) in every paper preset.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdrSection {
+    /// Weight of the degradation-regression loss: L1 between the first channels of `D` and the
+    /// sample's normalised degradation — `D[0]` the blur ((mean λ − sigma_min) / (sigma_max −
+    /// sigma_min), σ for isotropic kernels) and, when `noise_max > 0`, `D[1]` the noise level /
+    /// noise_max. No extra parameters: the channels are read as they are, so `D` itself names the
+    /// degradation. 0: off (paper).
+    pub regress_weight: f64,
+    /// Weight of the degradation-consistency loss: every batch is made of pairs that share one
+    /// degradation (sample i and i + B/2: same kernel and noise level, different crops and noise
+    /// draws), and L1 pulls the two `D`s together, so that `D` varies with the degradation and not
+    /// with the image content. Needs `degradation.per_sample` and an even batch. 0: off (paper).
+    pub consistency_weight: f64,
+    /// Precondition the IDE's first conv during training (an exact reparameterisation; the saved
+    /// checkpoints are official): a teacher's conv sees its HR sub-pixels relative to their LR
+    /// pixel (`[LR, unshuffle(HR) − LR]`), a student's `(LR − 0.45) / 0.05`. Without it the IDE
+    /// does not learn σ in a CPU-length run even when σ is all it is trained on.
+    pub precondition: bool,
+}
+
+impl IdrSection {
+    /// Whether any of the additions is on.
+    pub fn any(&self) -> bool {
+        self.regress_weight > 0.0 || self.consistency_weight > 0.0 || self.precondition
+    }
 }
 
 /// `[model]`.
@@ -171,7 +207,13 @@ fn default_true() -> bool {
 }
 
 /// Named experiment presets.
-pub const PRESETS: &[&str] = &["paper-iso", "paper-aniso-noise", "cpu-edge", "smoke"];
+pub const PRESETS: &[&str] = &[
+    "paper-iso",
+    "paper-aniso-noise",
+    "cpu-edge",
+    "cpu-edge-blind",
+    "smoke",
+];
 
 /// Iterations per official "epoch": 64·1000 // 3450 × 3450 / 64, rounded up (971).
 pub const OFFICIAL_ITERS_PER_EPOCH: u64 = 971;
@@ -234,6 +276,7 @@ impl TrainConfig {
                 threads: 0,
                 tune_malloc: true,
             },
+            idr: IdrSection::default(),
         }
     }
 
@@ -276,6 +319,21 @@ impl TrainConfig {
         c
     }
 
+    /// `cpu-edge` with a degradation-aware IDR: one degradation per sample pair, the IDE's first
+    /// conv preconditioned, the first channel of `D` regressed on the blur σ and the two `D`s of
+    /// a pair pulled together (the
+    /// `[idr]` additions, not in the paper; `models/edge/README.md` measures each).
+    pub fn cpu_edge_blind() -> Self {
+        let mut c = Self::cpu_edge();
+        c.degradation.per_sample = true;
+        c.idr = IdrSection {
+            regress_weight: 1.0,
+            consistency_weight: 1.0,
+            precondition: true,
+        };
+        c
+    }
+
     /// A few iterations of the tiny network, for tests and smoke runs.
     pub fn smoke() -> Self {
         let mut c = Self::cpu_edge();
@@ -303,6 +361,7 @@ impl TrainConfig {
             "paper-iso" => Self::paper_iso(),
             "paper-aniso-noise" => Self::paper_aniso_noise(),
             "cpu-edge" => Self::cpu_edge(),
+            "cpu-edge-blind" => Self::cpu_edge_blind(),
             "smoke" => Self::smoke(),
             _ => bail!(
                 "unknown experiment preset `{name}`; known: {}",
@@ -408,6 +467,25 @@ impl TrainConfig {
         }
         if self.run.keep_last == 0 {
             bail!("run.keep_last must be ≥ 1");
+        }
+        for (name, w) in [
+            ("idr.regress_weight", self.idr.regress_weight),
+            ("idr.consistency_weight", self.idr.consistency_weight),
+        ] {
+            if !(w.is_finite() && w >= 0.0) {
+                bail!("{name} must be a finite number ≥ 0, got {w}");
+            }
+        }
+        if self.idr.consistency_weight > 0.0
+            && (!self.degradation.per_sample || self.data.batch_size % 2 != 0)
+        {
+            bail!(
+                "idr.consistency_weight > 0 needs degradation.per_sample = true and an even \
+                 data.batch_size (pairs i, i + B/2 share a degradation); got per_sample = {} and \
+                 batch_size = {}",
+                self.degradation.per_sample,
+                self.data.batch_size
+            );
         }
         Ok(())
     }

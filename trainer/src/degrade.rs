@@ -26,12 +26,39 @@ pub struct Draw {
     pub noise: Vec<f64>,
 }
 
+impl Draw {
+    /// The normalised degradation of each of the `b` samples, `[b, k]` row-major: column 0 the
+    /// blur ((mean λ − σ_min) / (σ_max − σ_min)), column 1 the noise level / `noise_max` when
+    /// `cfg.noise_max > 0` (the targets of `idr.regress_weight`).
+    pub fn targets(&self, b: usize, cfg: &DegradationSection) -> Vec<f32> {
+        let k = regress_channels(cfg);
+        let span = (cfg.sigma_max - cfg.sigma_min).max(1e-12);
+        let mut t = Vec::with_capacity(b * k);
+        for i in 0..b {
+            let (l1, l2, _) = self.kernels[if self.kernels.len() == 1 { 0 } else { i }];
+            t.push((((l1 + l2) / 2.0 - cfg.sigma_min) / span) as f32);
+            if k > 1 {
+                let n = self.noise[if self.noise.len() == 1 { 0 } else { i }];
+                t.push((n / cfg.noise_max) as f32);
+            }
+        }
+        t
+    }
+}
+
+/// How many leading channels of `D` the degradation regression supervises: the blur, and the
+/// noise level when the training noise can be non-zero.
+pub fn regress_channels(cfg: &DegradationSection) -> usize {
+    if cfg.noise_max > 0.0 { 2 } else { 1 }
+}
+
 /// Degrades HR batches on a device.
 #[derive(Debug)]
 pub struct Degrader {
     cfg: DegradationSection,
     scale: u32,
     device: Device,
+    pairs: bool,
 }
 
 fn uniform<R: Rng + ?Sized>(rng: &mut R, lo: f64, hi: f64) -> f64 {
@@ -45,7 +72,16 @@ impl Degrader {
             cfg: cfg.clone(),
             scale,
             device,
+            pairs: false,
         }
+    }
+
+    /// With `per_sample` degradations: draw one degradation per pair, samples `i` and `i + B/2`
+    /// sharing its kernel and noise level (the pairs of `idr.consistency_weight`). Needs an even
+    /// batch.
+    pub fn paired(mut self, on: bool) -> Self {
+        self.pairs = on;
+        self
     }
 
     /// Draws one kernel as the official trainer does: iso σ ~ U(min, max); aniso λ1, λ2 ~ U(min,
@@ -70,7 +106,15 @@ impl Degrader {
     /// drawing kernel(s) and noise level(s) from `rng` and noise values from torch's generator.
     pub fn degrade<R: Rng + ?Sized>(&self, hr: &Tensor, rng: &mut R) -> Result<(Tensor, Draw)> {
         let b = hr.size()[0] as usize;
-        let n = if self.cfg.per_sample { b } else { 1 };
+        let pairs = self.pairs && self.cfg.per_sample;
+        if pairs && b % 2 != 0 {
+            bail!("paired degradations need an even batch, got {b}");
+        }
+        let n = match (self.cfg.per_sample, pairs) {
+            (false, _) => 1,
+            (true, false) => b,
+            (true, true) => b / 2,
+        };
         let mut kernels = Vec::with_capacity(n);
         let mut params = Vec::with_capacity(n);
         for _ in 0..n {
@@ -78,7 +122,7 @@ impl Degrader {
             kernels.push(k);
             params.push(p);
         }
-        let noise: Vec<f64> = (0..n)
+        let mut noise: Vec<f64> = (0..n)
             .map(|_| {
                 if self.cfg.noise_max > 0.0 {
                     rng.random::<f64>() * self.cfg.noise_max
@@ -87,6 +131,12 @@ impl Degrader {
                 }
             })
             .collect();
+        if pairs {
+            // Sample i + B/2 repeats sample i's degradation.
+            kernels.extend_from_within(..);
+            params.extend_from_within(..);
+            noise.extend_from_within(..);
+        }
         let pre = self.prequant(hr, &kernels)?;
         let lr = if noise.iter().any(|l| *l > 0.0) {
             let draws = pre.randn_like();

@@ -43,3 +43,18 @@ pub fn default_tau() -> f64 {
 pub fn l1(sr: &Tensor, hr: &Tensor) -> Tensor {
     sr.l1_loss(hr, Reduction::Mean)
 }
+
+/// The degradation-regression loss (`idr.regress_weight`): mean |D[:, j] − target[:, j]| over the
+/// first `k` channels of `D` `[B,C]`, `targets` `[B,k]`.
+pub fn regress_loss(d: &Tensor, targets: &Tensor) -> Tensor {
+    let k = targets.size()[1];
+    d.narrow(1, 0, k).l1_loss(targets, Reduction::Mean)
+}
+
+/// The degradation-consistency loss (`idr.consistency_weight`): mean |D_i − D_{i+B/2}| for a
+/// batch whose samples `i` and `i + B/2` share one degradation.
+pub fn consistency_loss(d: &Tensor) -> Tensor {
+    let h = d.size()[0] / 2;
+    d.narrow(0, 0, h)
+        .l1_loss(&d.narrow(0, h, h), Reduction::Mean)
+}

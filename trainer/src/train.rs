@@ -31,10 +31,10 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::TrainConfig;
 use crate::data::{Dataset, Loader};
-use crate::degrade::Degrader;
+use crate::degrade::{Degrader, Draw, regress_channels};
 use crate::device::{device_name, parse_device};
 use crate::eval::{EvalImage, evaluate, gaussian8, load_folder};
-use crate::loss::{kd_loss, l1};
+use crate::loss::{consistency_loss, kd_loss, l1, regress_loss};
 use crate::model::{Model, load_into, weights_of};
 use crate::optim::{Adam, Ema, step_lr};
 
@@ -264,6 +264,12 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
     if let Some(w) = &st.pretrain {
         load_pretrain(&mut model, w, stage.name())?;
     }
+    // Loaded weights are converted; a fresh IDE starts from the default init in the
+    // preconditioned space. A resumed state holds the variables as trained.
+    model
+        .net
+        .e
+        .set_precondition(cfg.idr.precondition, st.pretrain.is_some());
 
     let params = named_trainables(&model);
     let mut adam = Adam::new(
@@ -327,7 +333,8 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
     } else {
         gaussian8(scale, &cfg.run.val_sigmas)?
     };
-    let degrader = Degrader::new(&cfg.degradation, scale, device);
+    let degrader =
+        Degrader::new(&cfg.degradation, scale, device).paired(cfg.idr.consistency_weight > 0.0);
     let total = st.iterations;
     let end = opts.stop_after.map_or(total, |n| (start + n).min(total));
     let mut loader = Loader::start(
@@ -369,8 +376,8 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
         let hr = batch.hr.to_device(device);
         tch::manual_seed(mix(seed, 2, it) as i64);
         let mut rng = rand::rngs::StdRng::seed_from_u64(mix(seed, 3, it));
-        let (lr_img, _draw) = degrader.degrade(&hr, &mut rng)?;
-        let (loss, l1v, kdv, lr_now) = match (&teacher, stage) {
+        let (lr_img, draw) = degrader.degrade(&hr, &mut rng)?;
+        let (loss, l1v, kdv, lr_now, d) = match (&teacher, stage) {
             (None, _) => {
                 let out = model.net.forward(&lr_img, Some(&hr))?;
                 let l = l1(&out.sr, &hr);
@@ -379,17 +386,18 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
                     l,
                     None,
                     step_lr(st.lr, st.gamma, st.decay_every, it),
+                    out.d,
                 )
             }
             (Some(t), _) => {
                 let tout = tch::no_grad(|| t.net.forward(&lr_img, Some(&hr)))?;
                 let s = &cfg.student;
                 if it < s.encoder_iterations {
-                    let (_, dp) = model.net.e.forward(&model.net.ide_input(&lr_img, None)?);
+                    let (d, dp) = model.net.e.forward(&model.net.ide_input(&lr_img, None)?);
                     let kd = kd_loss(s.kd, &dp, &tout.d_prime, s.tau);
                     let lr_e =
                         s.encoder_lr * 0.1f64.powi((it / s.encoder_decay_every.max(1)) as i32);
-                    (&kd * s.kd_weight, kd.zeros_like(), Some(kd), lr_e)
+                    (&kd * s.kd_weight, kd.zeros_like(), Some(kd), lr_e, d)
                 } else {
                     let out = model.net.forward(&lr_img, None)?;
                     let l = l1(&out.sr, &hr);
@@ -400,10 +408,12 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
                         l,
                         Some(kd),
                         step_lr(st.lr, st.gamma, st.decay_every, it2),
+                        out.d,
                     )
                 }
             }
         };
+        let (loss, aux) = add_idr_losses(cfg, loss, &d, &draw)?;
         adam.zero_grad();
         loss.backward();
         adam.step(lr_now);
@@ -430,6 +440,9 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
             if let Some(k) = &kdv {
                 rec["kd"] = json!(k.double_value(&[]));
             }
+            for (name, v) in &aux {
+                rec[*name] = json!(v.double_value(&[]));
+            }
             logger.log(&rec)?;
         }
         if !val.is_empty() && (done % cfg.run.val_every == 0 || done == total) {
@@ -446,7 +459,7 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
                 best = Some(r.mean.0);
                 save_weights(
                     &model_cfg,
-                    weights_of(&model.vs)?,
+                    model.official_weights()?,
                     &dir.join("best.safetensors"),
                 )?;
             }
@@ -467,7 +480,7 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
         if done % cfg.run.save_every == 0 || done == end {
             if done % cfg.run.save_every == 0 {
                 let p = dir.join(format!("iter_{done:07}.safetensors"));
-                save_weights(&model_cfg, weights_of(&model.vs)?, &p)?;
+                save_weights(&model_cfg, model.official_weights()?, &p)?;
                 prune(&dir, cfg.run.keep_last)?;
             }
             save_state(
@@ -489,7 +502,7 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
     let done = end.max(start);
     let weights_path = if done >= total {
         let p = dir.join("final.safetensors");
-        save_weights(&model_cfg, weights_of(&model.vs)?, &p)?;
+        save_weights(&model_cfg, model.official_weights()?, &p)?;
         if let Some(e) = &ema {
             let w = e
                 .shadow
@@ -498,6 +511,7 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
                 .collect::<Result<Weights>>()?;
             let mut all = weights_of(&model.vs)?;
             all.extend(w);
+            model.fold_official(&mut all)?;
             save_weights(&model_cfg, all, &dir.join("final_ema.safetensors"))?;
         }
         p
@@ -519,6 +533,43 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
         weights: weights_path,
         device: device_name(device),
     })
+}
+
+/// Adds the `[idr]` losses that are on to `loss`, for the trained network's `D` `[B,C]` and the
+/// batch's degradation `draw`; returns the total and the added terms (unweighted) by log name.
+fn add_idr_losses(
+    cfg: &TrainConfig,
+    loss: Tensor,
+    d: &Tensor,
+    draw: &Draw,
+) -> Result<(Tensor, Vec<(&'static str, Tensor)>)> {
+    // (name, unweighted loss, weight); summed out of place at the end (an in-place add would also
+    // change the L1 tensor the caller logs, which a teacher's loss is).
+    let mut terms: Vec<(&'static str, Tensor, f64)> = Vec::new();
+    let idr = &cfg.idr;
+    if idr.regress_weight > 0.0 {
+        let b = d.size()[0];
+        let k = regress_channels(&cfg.degradation) as i64;
+        if k > d.size()[1] {
+            bail!(
+                "idr.regress_weight: D has {} channels, {k} needed",
+                d.size()[1]
+            );
+        }
+        let t = Tensor::from_slice(&draw.targets(b as usize, &cfg.degradation))
+            .reshape([b, k])
+            .to_device(d.device());
+        terms.push(("idr_regress", regress_loss(d, &t), idr.regress_weight));
+    }
+    if idr.consistency_weight > 0.0 {
+        terms.push((
+            "idr_consistency",
+            consistency_loss(d),
+            idr.consistency_weight,
+        ));
+    }
+    let total = terms.iter().fold(loss, |acc, (_, t, w)| acc + t * *w);
+    Ok((total, terms.into_iter().map(|(n, t, _)| (n, t)).collect()))
 }
 
 /// Loads a stage's `pretrain` weights (checked against the model's config) into `model`.

@@ -182,3 +182,37 @@ fn random_draws_follow_the_config() {
     assert_eq!(draw.kernels.len(), 1);
     assert_eq!(draw.noise, vec![0.0]);
 }
+
+/// Paired draws (`idr.consistency_weight`): sample i + B/2 repeats sample i's kernel and noise
+/// level (not its noise values, not its crop), and the regression targets are the normalised
+/// blur and noise level of each sample.
+#[test]
+fn paired_draws_share_the_degradation_and_give_normalised_targets() {
+    let c = cfg(KernelKind::Aniso, 20.0, true);
+    let hr = Tensor::rand([4, 3, 64, 64], (tch::Kind::Float, Device::Cpu));
+    // The same HR in both halves: the pairs then differ only by their noise values.
+    let hr = Tensor::cat(&[hr.narrow(0, 0, 2), hr.narrow(0, 0, 2)], 0);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let d = Degrader::new(&c, 4, Device::Cpu).paired(true);
+    let (lr, draw) = d.degrade(&hr, &mut rng).unwrap();
+    assert_eq!(draw.kernels.len(), 4);
+    assert_eq!(draw.kernels[0], draw.kernels[2]);
+    assert_eq!(draw.kernels[1], draw.kernels[3]);
+    assert_ne!(draw.kernels[0], draw.kernels[1]);
+    assert_eq!(draw.noise[0], draw.noise[2]);
+    assert!(
+        to_vec(&(lr.narrow(0, 0, 2) - lr.narrow(0, 2, 2)).abs())
+            .iter()
+            .any(|v| *v > 0.0)
+    );
+    let t = draw.targets(4, &c);
+    assert_eq!(t.len(), 8);
+    for i in 0..4 {
+        let (l1, l2, _) = draw.kernels[i];
+        assert!((f64::from(t[2 * i]) - ((l1 + l2) / 2.0 - 0.2) / 3.8).abs() < 1e-6);
+        assert!((f64::from(t[2 * i + 1]) - draw.noise[i] / 20.0).abs() < 1e-6);
+    }
+    // An odd batch cannot be paired.
+    let odd = Tensor::rand([3, 3, 64, 64], (tch::Kind::Float, Device::Cpu));
+    assert!(d.degrade(&odd, &mut rng).is_err());
+}

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use kdsr_core::eval::load_folder;
+use kdsr_core::metrics::MetricVariant;
 use kdsr_core::pipeline::degrade::{ClassicDegradation, Downsample};
 use kdsr_core::pipeline::kernels::{KERNEL_SIZE, isotropic_gaussian};
 use kdsr_core::spec::KdsrConfig;
@@ -25,11 +26,11 @@ use crate::model::Model;
 #[derive(Debug, Args)]
 pub struct IdrPlotArgs {
     /// Teacher weights (config from the `.json` beside them).
-    #[arg(long)]
-    pub teacher: PathBuf,
+    #[arg(long, required_unless_present = "student")]
+    pub teacher: Option<PathBuf>,
     /// Student weights (config from the `.json` beside them).
     #[arg(long)]
-    pub student: PathBuf,
+    pub student: Option<PathBuf>,
     /// Folder of HR test images.
     #[arg(long, default_value = "data/B100")]
     pub data: PathBuf,
@@ -48,6 +49,98 @@ pub struct IdrPlotArgs {
     /// `auto`, `cpu`, `cuda`, `cuda:N`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// HR images for the IDR swap test (every image, whole).
+    #[arg(long, default_value = "data/Set14")]
+    pub swap_data: PathBuf,
+    /// The two blur σ of the swap test: each image's LR at one σ is upscaled with its own `D`
+    /// and with the `D` estimated from its LR at the other σ.
+    #[arg(long, value_delimiter = ',', num_args = 2, default_values = ["1.8", "3.2"])]
+    pub swap_sigmas: Vec<f64>,
+    /// Skip the swap test.
+    #[arg(long)]
+    pub no_swap: bool,
+}
+
+/// The IDR swap test of one network: how much PSNR-Y the SR network loses when it is given the
+/// `D` of the same image degraded with the other σ.
+#[derive(Debug, Serialize)]
+pub struct Swap {
+    /// Which network.
+    pub network: String,
+    /// The two σ.
+    pub sigmas: [f64; 2],
+    /// Mean PSNR-Y (official KDSR metric) with each LR's own `D`.
+    pub psnr_own: f64,
+    /// Mean PSNR-Y with the swapped `D`.
+    pub psnr_swapped: f64,
+    /// `psnr_own − psnr_swapped` (dB): what `D` is worth to the SR network.
+    pub cost_db: f64,
+    /// Image × direction pairs measured.
+    pub pairs: usize,
+}
+
+/// Runs the swap test of `net` over `images` for the σ pair `sigmas`.
+pub fn swap_test(
+    name: &str,
+    net: &crate::model::BlindSr,
+    images: &[kdsr_core::eval::EvalImage],
+    sigmas: [f64; 2],
+    device: Device,
+) -> Result<Swap> {
+    let scale = net.cfg.scale;
+    let degs = sigmas
+        .iter()
+        .map(|s| {
+            Ok(ClassicDegradation::new(
+                isotropic_gaussian(KERNEL_SIZE, *s)?,
+                scale,
+                0.0,
+                Downsample::Bicubic,
+            )?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (mut own, mut swapped, mut n) = (0.0, 0.0, 0usize);
+    for img in images {
+        let hr = &img.hr;
+        let hr_t = planar_to_tensor(hr, device);
+        let lrs = degs
+            .iter()
+            .map(|d| Ok(planar_to_tensor(&d.apply_with_noise(hr, None)?, device)))
+            .collect::<Result<Vec<_>>>()?;
+        let ds = lrs
+            .iter()
+            .map(|lr| tch::no_grad(|| Ok(net.e.forward(&net.ide_input(lr, Some(&hr_t))?).0)))
+            .collect::<Result<Vec<_>>>()?;
+        for a in 0..2 {
+            let score =
+                |d: &Tensor| -> Result<f64> {
+                    let sr = tch::no_grad(|| net.g.forward(&lrs[a], d));
+                    let sr = crate::eval::tensor_to_planar(&sr)?;
+                    Ok(kdsr_core::metrics::evaluate_pair(
+                        &sr,
+                        hr,
+                        scale as usize,
+                        MetricVariant::Kdsr,
+                    )?
+                    .psnr)
+                };
+            own += score(&ds[a])?;
+            swapped += score(&ds[1 - a])?;
+            n += 1;
+        }
+    }
+    if n == 0 {
+        bail!("swap test: no images");
+    }
+    let (own, swapped) = (own / n as f64, swapped / n as f64);
+    Ok(Swap {
+        network: name.to_owned(),
+        sigmas,
+        psnr_own: own,
+        psnr_swapped: swapped,
+        cost_db: own - swapped,
+        pairs: n,
+    })
 }
 
 /// One network's IDRs, projected.
@@ -179,11 +272,16 @@ pub fn run(a: &IdrPlotArgs) -> Result<()> {
             .with_context(|| format!("no config beside {}", w.display()))?;
         Model::load(&cfg, w, device)
     };
-    let (teacher, student) = (load(&a.teacher)?, load(&a.student)?);
-    let scale = student.net.cfg.scale;
+    let mut nets = Vec::new();
+    for (name, w) in [("teacher", &a.teacher), ("student", &a.student)] {
+        if let Some(w) = w {
+            nets.push((name, load(w)?));
+        }
+    }
+    let scale = nets[0].1.net.cfg.scale;
     let images = load_folder(&a.data, scale, a.max_images)?;
     let mut labels = Vec::new();
-    let (mut dt, mut ds) = (Vec::new(), Vec::new());
+    let mut ds: Vec<Vec<Tensor>> = nets.iter().map(|_| Vec::new()).collect();
     for (k, sigma) in a.sigmas.iter().enumerate() {
         let deg = ClassicDegradation::new(
             isotropic_gaussian(KERNEL_SIZE, *sigma)?,
@@ -199,21 +297,34 @@ pub fn run(a: &IdrPlotArgs) -> Result<()> {
                 .crop_to_multiple(scale as usize)?;
             let lr = deg.apply_with_noise(&hr, None)?;
             let (lr_t, hr_t) = (planar_to_tensor(&lr, device), planar_to_tensor(&hr, device));
-            tch::no_grad(|| -> Result<()> {
-                let t = &teacher.net;
-                dt.push(t.e.forward(&t.ide_input(&lr_t, Some(&hr_t))?).0);
-                let s = &student.net;
-                ds.push(s.e.forward(&s.ide_input(&lr_t, None)?).0);
-                Ok(())
-            })?;
+            for ((_, m), out) in nets.iter().zip(ds.iter_mut()) {
+                let net = &m.net;
+                out.push(tch::no_grad(|| -> Result<Tensor> {
+                    Ok(net.e.forward(&net.ide_input(&lr_t, Some(&hr_t))?).0)
+                })?);
+            }
             labels.push(k);
         }
     }
     let g = a.sigmas.len();
-    let panels = [
-        project("teacher", &Tensor::cat(&dt, 0), &labels, g)?,
-        project("student", &Tensor::cat(&ds, 0), &labels, g)?,
-    ];
+    let panels = nets
+        .iter()
+        .zip(&ds)
+        .map(|((name, _), d)| project(name, &Tensor::cat(d, 0), &labels, g))
+        .collect::<Result<Vec<_>>>()?;
+    let mut swaps = Vec::new();
+    if !a.no_swap {
+        let swap_images = load_folder(&a.swap_data, scale, usize::MAX)?;
+        for (name, m) in &nets {
+            swaps.push(swap_test(
+                name,
+                &m.net,
+                &swap_images,
+                [a.swap_sigmas[0], a.swap_sigmas[1]],
+                device,
+            )?);
+        }
+    }
     let png = a.out.with_extension("png");
     let tmp = a.out.with_extension("tmp.png");
     draw(&tmp, &panels)?;
@@ -226,7 +337,7 @@ pub fn run(a: &IdrPlotArgs) -> Result<()> {
     let report = serde_json::json!({
         "command": std::env::args().skip(1).collect::<Vec<_>>().join(" "),
         "data": a.data, "images": images.len(), "crop": a.crop, "sigmas": a.sigmas,
-        "colours": colours, "panels": panels,
+        "colours": colours, "panels": panels, "swap": swaps,
     });
     write_atomic(
         &a.out.with_extension("json"),
@@ -240,6 +351,18 @@ pub fn run(a: &IdrPlotArgs) -> Result<()> {
             100.0 * p.explained[1],
             p.eta_squared,
             100.0 * p.loo_accuracy
+        );
+    }
+    for w in &swaps {
+        eprintln!(
+            "{}: IDR swap σ {} ↔ {} on {}: {:.3} dB with its own D, {:.3} dB swapped, cost {:.3} dB",
+            w.network,
+            w.sigmas[0],
+            w.sigmas[1],
+            a.swap_data.display(),
+            w.psnr_own,
+            w.psnr_swapped,
+            w.cost_db
         );
     }
     Ok(())

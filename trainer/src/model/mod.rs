@@ -155,11 +155,46 @@ impl Model {
         Ok(m)
     }
 
+    /// The network's weights in the official layout and parameterisation: the variables, with
+    /// a preconditioned IDE's first conv folded back (see [`ide::Precondition`]).
+    pub fn official_weights(&self) -> Result<Weights> {
+        let mut w = weights_of(&self.vs)?;
+        self.fold_official(&mut w)?;
+        Ok(w)
+    }
+
+    /// Folds a preconditioned IDE's first conv in `w` (variables of this model, e.g. an EMA
+    /// copy) back to the official parameterisation; nothing to do otherwise.
+    pub fn fold_official(&self, w: &mut Weights) -> Result<()> {
+        if !self.net.e.preconditioned() {
+            return Ok(());
+        }
+        let p = format!("{}.E.0", self.net.cfg.role.ide_prefix());
+        let get = |k: &str| -> Result<Tensor> {
+            let t = w.get(k).with_context(|| format!("missing tensor `{k}`"))?;
+            let shape: Vec<i64> = t.shape.iter().map(|d| *d as i64).collect();
+            Ok(Tensor::from_slice(&t.data).reshape(&shape))
+        };
+        let (wk, bk) = (format!("{p}.weight"), format!("{p}.bias"));
+        let (ws, bs) = (get(&wk)?, get(&bk)?);
+        let pre = ide::Precondition::for_input(ws.size()[1] as usize, Device::Cpu);
+        let (wo, bo) = tch::no_grad(|| pre.fold(&ws, &bs));
+        for (k, t) in [(wk, wo), (bk, bo)] {
+            let t = t.contiguous();
+            let shape: Vec<usize> = t.size().iter().map(|d| *d as usize).collect();
+            w.insert(
+                k,
+                CoreTensor::new(shape, Vec::<f32>::try_from(t.flatten(0, -1))?)?,
+            );
+        }
+        Ok(())
+    }
+
     /// Saves `NAME.safetensors` + `NAME.json` atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         Checkpoint {
             config: self.net.cfg.clone(),
-            weights: weights_of(&self.vs)?,
+            weights: self.official_weights()?,
         }
         .save(path)
         .with_context(|| format!("saving {}", path.display()))
