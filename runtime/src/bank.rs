@@ -176,7 +176,16 @@ impl Bank {
             message,
         };
         let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// [`Bank::load`] for the bytes of a bank file held in memory; `path` labels errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Bank> {
+        let bad = |message: String| Error::ModelData {
+            path: path.to_path_buf(),
+            message,
+        };
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
             .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let meta = header.metadata().clone().unwrap_or_default();
         if meta.get("format").map(String::as_str) != Some(BANK_FORMAT) {
@@ -184,7 +193,7 @@ impl Bank {
                 "not a degradation bank (format metadata must be `{BANK_FORMAT}`)"
             )));
         }
-        let w = weights_from_bytes_unchecked(&bytes, &path.display().to_string())
+        let w = weights_from_bytes_unchecked(bytes, &path.display().to_string())
             .map_err(|e| bad(e.to_string()))?;
         let get = |k: &str| w.get(k).ok_or_else(|| bad(format!("missing tensor `{k}`")));
         let (dp, sigma, noise) = (get("D_prime")?, get("sigma")?, get("noise")?);

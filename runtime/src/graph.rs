@@ -154,6 +154,19 @@ pub(crate) struct Graph {
     plans: Mutex<Vec<((usize, usize), Plan)>>,
 }
 
+/// Checks the bytes of an ONNX graph as [`Upscaler::load`](crate::Upscaler::load) checks each
+/// file (its `kdsr.*` metadata, its inputs and outputs against the kind it declares, the output
+/// shapes at a probe size) without building a plan, and returns its metadata; `path` labels
+/// errors ([`Error::Model`]). For validation tools and the fuzz targets
+/// (`runtime/examples/fuzz`).
+pub fn check_graph_bytes(bytes: &[u8], path: &Path) -> Result<GraphMeta> {
+    let settings = Arc::new(PlanSettings {
+        executor: None,
+        direct_spatial: crate::upscaler::DirectSpatial::default(),
+    });
+    Graph::from_bytes(bytes, path, settings).map(|g| g.meta)
+}
+
 /// Plans kept per graph (least recently used dropped first): each holds its own packed copy of
 /// the weights, so a folder of differently sized images must not grow memory without bound.
 pub const PLAN_CACHE: usize = 4;
@@ -185,7 +198,60 @@ impl Graph {
         let proto = tract_onnx::onnx()
             .proto_model_for_path(path)
             .map_err(|e| tract_err(path, "not a readable ONNX file", e))?;
+        Self::from_proto(proto, path, settings)
+    }
+
+    /// [`Graph::load`] for the bytes of an ONNX file held in memory; `path` labels errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path, settings: Arc<PlanSettings>) -> Result<Self> {
+        let proto = tract_onnx::onnx()
+            .proto_model_for_read(&mut std::io::Cursor::new(bytes))
+            .map_err(|e| tract_err(path, "not a readable ONNX file", e))?;
+        Self::from_proto(proto, path, settings)
+    }
+
+    /// [`Graph::checked_proto`], with a panic inside tract turned into an error: malformed
+    /// graphs (an output no node produces, a convolution stride of 0, dimension arithmetic that
+    /// overflows) make tract 0.23.9's loading and shape inference panic, found by the `onnx`
+    /// fuzz target (`runtime/examples/fuzz`, inputs in `runtime/fuzz/regressions/`).
+    fn from_proto(proto: ModelProto, path: &Path, settings: Arc<PlanSettings>) -> Result<Self> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::checked_proto(proto, path, settings)
+        }))
+        .unwrap_or_else(|payload| {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_owned());
+            Err(Error::model(
+                path,
+                format!("malformed graph: tract failed while loading it ({msg})"),
+            ))
+        })
+    }
+
+    fn checked_proto(proto: ModelProto, path: &Path, settings: Arc<PlanSettings>) -> Result<Self> {
         let meta = GraphMeta::from_proto(&proto, path)?;
+        if let Some(g) = &proto.graph {
+            // tract indexes its outlets by these names (a panic for a missing one).
+            let known: std::collections::HashSet<&str> = g
+                .node
+                .iter()
+                .flat_map(|n| n.output.iter().map(String::as_str))
+                .chain(g.input.iter().map(|i| i.name.as_str()))
+                .chain(g.initializer.iter().map(|t| t.name.as_str()))
+                .collect();
+            if let Some(o) = g.output.iter().find(|o| !known.contains(o.name.as_str())) {
+                return Err(Error::model(
+                    path,
+                    format!(
+                        "malformed graph: output `{}` is produced by no node, input or \
+                         initializer",
+                        o.name
+                    ),
+                ));
+            }
+        }
         if meta.kind == GraphKind::Batched {
             return Err(Error::model(
                 path,

@@ -122,6 +122,13 @@ impl PendingImage {
 
     /// Decodes the pixels. Errors: [`Error::Input`] naming the file.
     pub fn decode(self) -> Result<InputImage> {
+        let (path, format) = (self.path.clone(), self.header.format);
+        guarded(&path, format!("{format:?} decoder"), || {
+            self.decode_unguarded()
+        })
+    }
+
+    fn decode_unguarded(self) -> Result<InputImage> {
         let path = self.path;
         let bad = |m: String| Error::input(&path, m);
         let format = self.header.format;
@@ -178,7 +185,36 @@ fn multi_frame(what: &str) -> String {
     )
 }
 
+/// Runs `f`, turning a panic into [`Error::Input`] naming `path`: the decoders of the `image`
+/// crate's dependencies panic on some corrupt files (tiff 0.10.3 indexing an empty strip table
+/// while reading a header, zune-jpeg 0.5.15 unwrapping in its AVX2 IDCT), found by the `image`
+/// fuzz target (`runtime/examples/fuzz`, inputs in `runtime/fuzz/regressions/`). Without this a
+/// folder run died at such a file instead of listing it and going on.
+fn guarded<T>(path: &Path, what: String, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        Err(Error::input(
+            path,
+            format!("corrupt file: the {what} failed on it ({msg})"),
+        ))
+    })
+}
+
 fn open<R: BufRead + Seek + 'static>(
+    reader: R,
+    path: &Path,
+    options: ReadOptions,
+) -> Result<PendingImage> {
+    guarded(path, "image decoder".to_owned(), || {
+        open_unguarded(reader, path, options)
+    })
+}
+
+fn open_unguarded<R: BufRead + Seek + 'static>(
     reader: R,
     path: &Path,
     options: ReadOptions,
