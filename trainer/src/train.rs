@@ -243,6 +243,13 @@ pub fn run_stage(cfg: &TrainConfig, stage: Stage, opts: &TrainOptions) -> Result
     let seed = cfg.run.seed;
     let dir = opts.out_dir.join(stage.name());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Temporary files of a run killed mid-write (`.NAME.kdsr-tmp.PID.…`, writer gone, quiet for
+    // a minute): the checkpoints themselves are only ever renamed into place, whole.
+    for p in kdsr_core::fsutil::remove_stale_temps(&dir) {
+        if !opts.quiet {
+            eprintln!("removed {} (left by an interrupted run)", p.display());
+        }
+    }
     write_atomic(&dir.join("train.toml"), cfg.to_toml()?.as_bytes())?;
 
     let (model_cfg, st) = match stage {
