@@ -2,16 +2,12 @@
 //! `eval` writes its tables, and bad input fails with a message naming the file and no output.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::PathBuf;
+mod common;
+use common::repo;
+
 use std::process::Command;
 
 use tch::Tensor;
-
-fn repo(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(rel)
-}
 
 fn trainer() -> Command {
     Command::new(env!("CARGO_BIN_EXE_trainer"))

@@ -6,7 +6,10 @@
 //! η² 0.80 and 0.96 — so this test fails on the old behaviour.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::repo;
+
+use std::path::Path;
 
 use kdsr_core::eval::load_folder;
 use kdsr_core::pipeline::degrade::{ClassicDegradation, Downsample};
@@ -18,25 +21,9 @@ use kdsr_trainer::model::Model;
 use kdsr_trainer::train::{Stage, TrainOptions, run_stage};
 use tch::{Device, Tensor};
 
-fn repo(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(rel)
-}
-
 /// Short tiny-teacher config on the first `n` T91 images (copied into `dir`).
 fn config(dir: &Path, n: usize, iters: u64) -> TrainConfig {
-    let d = dir.join("train");
-    std::fs::create_dir_all(&d).unwrap();
-    let mut names: Vec<_> = std::fs::read_dir(repo("data/T91"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "png"))
-        .collect();
-    names.sort();
-    for p in names.iter().take(n) {
-        std::fs::copy(p, d.join(p.file_name().unwrap())).unwrap();
-    }
+    let d = common::train_dir(dir, n);
     let mut c = TrainConfig::smoke();
     c.data.train_dirs = vec![d];
     c.data.batch_size = 8;

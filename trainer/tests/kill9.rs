@@ -4,35 +4,16 @@
 //! weights identical to an uninterrupted run's.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::train_dir;
+
+use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use kdsr_core::fsutil::TEMP_MARKER;
 use kdsr_core::spec::checkpoint::Checkpoint;
 use rand::{RngExt, SeedableRng};
-
-fn repo(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(rel)
-}
-
-/// The first 6 T91 images, copied into `dir/train`.
-fn train_dir(dir: &Path) -> PathBuf {
-    let d = dir.join("train");
-    std::fs::create_dir_all(&d).unwrap();
-    let mut names: Vec<_> = std::fs::read_dir(repo("data/T91"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "png"))
-        .collect();
-    names.sort();
-    for p in names.iter().take(6) {
-        std::fs::copy(p, d.join(p.file_name().unwrap())).unwrap();
-    }
-    d
-}
 
 /// `trainer train` of the tiny teacher, 120 iterations, a checkpoint every 5.
 fn start(data: &Path, out: &Path) -> Child {
@@ -104,7 +85,7 @@ fn final_weights(out: &Path) -> Vec<u8> {
 #[test]
 fn killed_runs_resume_to_the_uninterrupted_result() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = train_dir(tmp.path());
+    let data = train_dir(tmp.path(), 6);
     let reference = tmp.path().join("reference");
     let t0 = Instant::now();
     assert!(start(&data, &reference).wait().unwrap().success());

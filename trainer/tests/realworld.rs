@@ -4,8 +4,11 @@
 //! of the GAN stage, and a short edge-size run whose L1 goes down.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+mod common;
+use common::{repo, train_dir};
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kdsr_core::Planar;
 use kdsr_core::metrics::MetricVariant;
@@ -35,28 +38,6 @@ static TORCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
     TORCH.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn repo(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(rel)
-}
-
-/// A folder with the first `n` T91 images.
-fn train_dir(dir: &Path, n: usize) -> PathBuf {
-    let d = dir.join("train");
-    std::fs::create_dir_all(&d).unwrap();
-    let mut names: Vec<_> = std::fs::read_dir(repo("data/T91"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "png"))
-        .collect();
-    names.sort();
-    for p in names.iter().take(n) {
-        std::fs::copy(p, d.join(p.file_name().unwrap())).unwrap();
-    }
-    d
 }
 
 /// A `[1,3,h,w]` crop of T91 `t1.png` (197×176).

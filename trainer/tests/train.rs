@@ -4,7 +4,10 @@
 //! weights, and a short run beats bicubic on a held-out image.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{repo, train_dir};
+
+use std::path::Path;
 
 use kdsr_core::metrics::MetricVariant;
 use kdsr_core::spec::checkpoint::Weights;
@@ -23,28 +26,6 @@ static TORCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
     TORCH.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn repo(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(rel)
-}
-
-/// A training folder with the first `n` T91 images.
-fn train_dir(dir: &Path, n: usize) -> PathBuf {
-    let d = dir.join("train");
-    std::fs::create_dir_all(&d).unwrap();
-    let mut names: Vec<_> = std::fs::read_dir(repo("data/T91"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "png"))
-        .collect();
-    names.sort();
-    for p in names.iter().take(n) {
-        std::fs::copy(p, d.join(p.file_name().unwrap())).unwrap();
-    }
-    d
 }
 
 fn smoke(dir: &Path, iters: u64) -> TrainConfig {
