@@ -97,8 +97,8 @@ pub fn image_buffer_bytes(
     depth: BitDepth,
     scale: usize,
 ) -> f64 {
-    let px = (h * w) as f64;
-    let s2 = (scale * scale) as f64;
+    let px = h as f64 * w as f64;
+    let s2 = scale as f64 * scale as f64;
     let sample = if depth == BitDepth::Sixteen { 2.0 } else { 1.0 };
     let out_ch = (channels + usize::from(alpha)) as f64;
     let alpha_f32 = if alpha { 4.0 * px * (1.0 + s2) } else { 0.0 };

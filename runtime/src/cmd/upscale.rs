@@ -406,7 +406,7 @@ impl Ctx<'_> {
             .check_holds(color, has_alpha, depth)
             .map_err(out_err)?;
         format
-            .check_size((w * s) as u64, (h * s) as u64)
+            .check_size(w as u64 * s as u64, h as u64 * s as u64)
             .map_err(out_err)?;
         let fixed = image_buffer_bytes(h, w, color.channels(), has_alpha, depth, s);
         let grid = self.up.tile_grid(h, w, fixed)?;
