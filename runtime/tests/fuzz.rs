@@ -79,7 +79,12 @@ fn fuzz_regressions_are_errors_not_panics() {
             let err = check_graph_bytes(&bytes, &p).unwrap_err();
             assert!(matches!(err, Error::Model { .. }), "{name}: {err}");
             assert_eq!(err.class(), ErrorClass::Model, "{name}");
-            assert!(err.to_string().contains("malformed graph"), "{err}");
+            // On 64-bit targets each of these panics inside tract (caught: "malformed graph");
+            // on 32-bit the overflowing dimension wraps differently and the graph is refused
+            // by the output-shape check instead — a model error either way.
+            if cfg!(target_pointer_width = "64") {
+                assert!(err.to_string().contains("malformed graph"), "{err}");
+            }
             err
         } else if name.starts_with("image-") {
             images += 1;
