@@ -218,11 +218,7 @@ impl Graph {
             Self::checked_proto(proto, path, settings)
         }))
         .unwrap_or_else(|payload| {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".to_owned());
+            let msg = crate::error::panic_message(payload.as_ref());
             Err(Error::model(
                 path,
                 format!("malformed graph: tract failed while loading it ({msg})"),

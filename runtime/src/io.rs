@@ -192,11 +192,7 @@ fn multi_frame(what: &str) -> String {
 /// folder run died at such a file instead of listing it and going on.
 fn guarded<T>(path: &Path, what: String, f: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
-        let msg = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".to_owned());
+        let msg = crate::error::panic_message(payload.as_ref());
         Err(Error::input(
             path,
             format!("corrupt file: the {what} failed on it ({msg})"),
