@@ -22,7 +22,9 @@
 //! single-window slope, 447 MiB with `MALLOC_MMAP_THRESHOLD_=1048576` in the environment). The
 //! constants below are the effective per-pixel cost of those tiled runs, rounded up: with them
 //! 1080p ×4 stays under 512 MiB without any environment setting (numbers in
-//! `runtime/README.md`).
+//! `runtime/README.md`). These were measured with glibc's malloc; `kdsr-edge` now allocates
+//! with mimalloc (`src/main.rs`), with which one 1080p ×4 run of student-tiny peaked at 488 MiB
+//! (glibc with the fixed threshold: 385–387 MiB), still under the budget.
 
 /// Process baseline: binary, tract and allocator state (~24 MiB measured) plus twice the graph
 /// files' size (the parsed protobuf and tract's tensors).

@@ -170,15 +170,17 @@ fn a_folder_of_1000_with_3_bad_files_gives_997_outputs_and_names_the_3() {
 
 /// Ten times the images may not cost more than 10 % more peak RSS (+ 4 MiB of allocator slack).
 ///
-/// Ignored: it fails in about half the runs. Measured (tiny split model, 16×16 PNGs, 1 thread):
-/// usually 27–31 MiB for both folders, but in some runs the anonymous memory of `kdsr-edge`
-/// grows by ~270 KiB per image from the first images on (VmRSS 31 → 50 → 154 → 280 MiB at
-/// images 25, 100, 500, 975), so 200–290 MiB for 1,000 images. Seen only when `kdsr-edge` is
-/// spawned by this test binary (5 of 10 runs), never in 20 runs started from a shell or Python
-/// with the same arguments and files; cause not found yet. Run it with
-/// `cargo test -p kdsr-runtime --test folder_1000 -- --ignored --nocapture`.
+/// With glibc's malloc this failed in about half the runs (peak RSS 29 → 130–290 MiB for 1,000
+/// images: the heap grew ~270 KiB per image while heaptrack saw at most 3.2 MiB live), because
+/// glibc 2.36's `posix_memalign` fragments the heap under tract's aligned tensors (see
+/// `src/main.rs`); `kdsr-edge` now allocates with mimalloc: 52–60 MiB for 100 images and
+/// 52 MiB for 1,000 in 6 of 6 runs. Run alone with
+/// `cargo test -p kdsr-runtime --test folder_1000 -- --nocapture`.
 #[test]
-#[ignore = "peak RSS grows ~270 KiB per image in some runs (cause not found); see the doc comment"]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "1,100 emulated upscales take ~4 min under qemu-user; the folder logic is not arch-specific"
+)]
 fn a_folder_of_1000_keeps_memory_flat() {
     let r = runs();
     let (m100, m1000) = (rss(&r.r100), rss(&r.r1000));
@@ -187,7 +189,7 @@ fn a_folder_of_1000_keeps_memory_flat() {
         "peak RSS grew with the folder: {m100:.1} MiB for 100 images, {m1000:.1} MiB for 1,000"
     );
     assert!(
-        m100 <= 64.0,
-        "peak RSS {m100:.1} MiB for 100 16x16 images (27-31 MiB when flat)"
+        m100 <= 80.0,
+        "peak RSS {m100:.1} MiB for 100 16x16 images (52-60 MiB measured with mimalloc)"
     );
 }
