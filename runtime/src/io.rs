@@ -36,11 +36,10 @@ use image::codecs::tiff::TiffEncoder;
 use image::codecs::webp::{WebPDecoder, WebPEncoder};
 use image::metadata::Orientation;
 use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder, ImageReader, Limits};
+use kdsr_core::container;
 use kdsr_core::io::{BitDepth, ColorKind, LoadedImage, from_dynamic};
 
 use crate::error::{Error, Result};
-
-mod container;
 
 /// Default for [`ReadOptions::max_pixels`]: 40 megapixels (an LR image that large is a
 /// 640-megapixel output at ×4).
@@ -259,9 +258,8 @@ fn open_unguarded<R: BufRead + Seek + 'static>(
                 container::jpeg_end(&mut inner).map_err(|e| bad(format!("cannot read: {e}")))?;
             if let container::JpegEnd::Truncated(at) = end {
                 return Err(bad(format!(
-                    "truncated JPEG: the data end at byte {at} before the end-of-image marker, \
-                     so part of the picture is missing (the decoder would fill it grey); \
-                     re-copy the file, or pass --allow-truncated to upscale it as it is"
+                    "{}, or pass --allow-truncated to upscale it as it is",
+                    container::truncated_jpeg(at)
                 )));
             }
         }

@@ -50,6 +50,7 @@ use image::codecs::pnm::{PnmEncoder, PnmSubtype, SampleEncoding};
 use image::{DynamicImage, ExtendedColorType, ImageBuffer, ImageDecoder, ImageFormat, ImageReader};
 
 use crate::Planar;
+use crate::container::{JpegEnd, jpeg_end, truncated_jpeg};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::pipeline::quantize_u8;
@@ -158,7 +159,8 @@ impl SaveOptions {
 /// Decodes the image at `path` (see the [module docs](self) for what is refused).
 ///
 /// Errors: the file cannot be opened or read → [`Error::Io`]; it cannot be decoded (corrupt,
-/// truncated, unknown format) → [`Error::Image`]; a pixel format that would lose information →
+/// truncated, unknown format; a JPEG cut before its end-of-image marker, which the decoder would
+/// fill grey, is refused as truncated) → [`Error::Image`]; a pixel format that would lose information →
 /// [`Error::UnsupportedFormat`]. Every error names `path`.
 pub fn load_image(path: impl AsRef<Path>) -> Result<LoadedImage> {
     let path = path.as_ref();
@@ -180,6 +182,16 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<LoadedImage> {
             message: "unknown image format (neither the content nor the extension is recognised)"
                 .into(),
         });
+    }
+    if reader.format() == Some(ImageFormat::Jpeg) {
+        // The decoder fills a cut-off JPEG's missing part grey and succeeds: walk the markers.
+        let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io_err)?);
+        if let JpegEnd::Truncated(at) = jpeg_end(&mut file).map_err(io_err)? {
+            return Err(Error::Image {
+                path: path.to_path_buf(),
+                message: truncated_jpeg(at),
+            });
+        }
     }
     let decoder = reader.into_decoder().map_err(img_err)?;
     let original = decoder.original_color_type();

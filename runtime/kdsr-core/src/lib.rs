@@ -12,6 +12,7 @@
 //! - [`fsutil`]: the atomic file write behind image saving and checkpoints.
 //! - [`Planar`]: the float32 CHW image type all of them use.
 
+pub mod container;
 pub mod error;
 pub mod eval;
 pub mod fsutil;

@@ -184,6 +184,45 @@ fn load_errors_name_the_path_and_do_not_panic() {
     assert_names_path(&e, dir.path());
 }
 
+/// Issue 14: a JPEG cut before its end-of-image marker used to decode "successfully" with the
+/// missing part filled grey (baseline cut at 10-90 %, progressive at 90 %); `load_image` (the
+/// trainer's `eval` and data loader, the converter's `--image` / `--calib`) now refuses it as
+/// truncated, naming the file, as `kdsr-edge` does (exit 3 there and in the converter).
+#[test]
+fn truncated_jpegs_are_refused_not_filled_grey() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut baseline = Vec::new();
+    let img = pattern(3, 48, 64, BitDepth::Eight, 7);
+    to_dynamic(&img, None, BitDepth::Eight)
+        .unwrap()
+        .write_to(
+            &mut std::io::Cursor::new(&mut baseline),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    // The runtime's progressive fixture (runtime/tests/fixtures/make_fixtures.py).
+    let progressive = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/progressive.jpg"),
+    )
+    .unwrap();
+    for (name, full, cuts) in [
+        ("baseline", &baseline, &[10, 30, 50, 70, 90][..]),
+        ("progressive", &progressive, &[90][..]),
+    ] {
+        let whole = dir.path().join(format!("{name}.jpg"));
+        std::fs::write(&whole, full).unwrap();
+        load_image(&whole).unwrap();
+        for pct in cuts {
+            let path = dir.path().join(format!("{name}-cut{pct}.jpg"));
+            std::fs::write(&path, &full[..full.len() * pct / 100]).unwrap();
+            let e = load_image(&path).unwrap_err();
+            assert!(matches!(e, Error::Image { .. }), "{name} {pct} %: {e:?}");
+            assert!(e.to_string().contains("truncated JPEG"), "{e}");
+            assert_names_path(&e, &path);
+        }
+    }
+}
+
 #[test]
 fn float_images_are_refused_not_converted() {
     let img = image::DynamicImage::ImageRgb32F(

@@ -1,6 +1,8 @@
 //! Container-level checks that the decoders do not make: where a JPEG's marker structure ends
 //! and how many pages a TIFF holds. These walk the segment / IFD structure only (lengths and
-//! offsets); no pixel data is decoded.
+//! offsets); no pixel data is decoded. [`crate::io::load_image`] (the trainer's and converter's
+//! image loading) and `kdsr-edge` both refuse a JPEG cut before its end-of-image marker with
+//! [`truncated_jpeg`]'s message: the decoder would fill the missing part grey and succeed.
 
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 
@@ -15,6 +17,15 @@ pub enum JpegEnd {
     /// Not a JPEG marker structure this walk understands (no `FF D8` start, or a malformed
     /// segment length); the decoder decides.
     Unknown,
+}
+
+/// The error text for a JPEG whose data end at byte `at` before the end-of-image marker
+/// ([`JpegEnd::Truncated`]).
+pub fn truncated_jpeg(at: u64) -> String {
+    format!(
+        "truncated JPEG: the data end at byte {at} before the end-of-image marker, so part of \
+         the picture is missing (the decoder would fill it grey); re-copy the file"
+    )
 }
 
 /// Bytes of a [`BufRead`] with the position counted.
