@@ -188,3 +188,33 @@ fn an_idr_with_non_finite_values_is_not_folded_even_forced() {
     assert!(e.to_string().contains("`D`[0]"), "{e}");
     assert_eq!(e.exit_code(), 3);
 }
+
+/// Issue 14: a truncated JPEG given as an image to fold (`--image`) or to calibrate with
+/// (`--calib`) used to be read with its missing part filled grey; `kdsr_core::io::load_image`
+/// now refuses it, naming the file, exit 3 (as `kdsr-edge` does).
+#[test]
+fn a_truncated_jpeg_is_refused_with_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    // The runtime's progressive fixture, and a baseline JPEG written here; each cut at 90 %.
+    let progressive = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/tests/fixtures/progressive.jpg"),
+    )
+    .unwrap();
+    let base = dir.path().join("baseline-src.jpg");
+    let data = (0..3 * 48 * 64).map(|i| (i % 251) as f32 / 255.0).collect();
+    let rgb = kdsr_core::Planar::new(3, 48, 64, data).unwrap();
+    kdsr_core::io::save_image(&base, &rgb, None, kdsr_core::io::BitDepth::Eight).unwrap();
+    let baseline = std::fs::read(&base).unwrap();
+    for (name, full) in [("progressive", progressive), ("baseline", baseline)] {
+        let whole = dir.path().join(format!("{name}.jpg"));
+        std::fs::write(&whole, &full).unwrap();
+        kdsr_converter::idr_source::load_rgb(&whole).unwrap();
+        let cut = dir.path().join(format!("{name}-cut.jpg"));
+        std::fs::write(&cut, &full[..full.len() * 9 / 10]).unwrap();
+        let e = kdsr_converter::idr_source::load_rgb(&cut).unwrap_err();
+        assert_eq!(e.exit_code(), 3, "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains("truncated JPEG"), "{msg}");
+        assert!(msg.contains(&cut.display().to_string()), "{msg}");
+    }
+}
