@@ -16,7 +16,7 @@ use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::knobs::KnobScope;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, guard_tract};
 
 use kdsr_core::spec::onnx::keys;
 pub use kdsr_core::spec::onnx::{FORMAT_VERSION, GraphKind};
@@ -214,15 +214,8 @@ impl Graph {
     /// overflows) make tract 0.23.9's loading and shape inference panic, found by the `onnx`
     /// fuzz target (`runtime/examples/fuzz`, inputs in `runtime/fuzz/regressions/`).
     fn from_proto(proto: ModelProto, path: &Path, settings: Arc<PlanSettings>) -> Result<Self> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        guard_tract(path, "loading it", || {
             Self::checked_proto(proto, path, settings)
-        }))
-        .unwrap_or_else(|payload| {
-            let msg = crate::error::panic_message(payload.as_ref());
-            Err(Error::model(
-                path,
-                format!("malformed graph: tract failed while loading it ({msg})"),
-            ))
         })
     }
 
@@ -434,7 +427,9 @@ impl Graph {
         self.plans.lock().map(|p| p.len()).unwrap_or(0)
     }
 
-    /// The optimized plan for LR input `h × w`, built on first use and cached.
+    /// The optimized plan for LR input `h × w`, built on first use and cached. A panic inside
+    /// tract while concretizing, optimizing or building it is an [`Error::Model`] naming the file
+    /// (see [`guard_tract`]).
     pub fn plan(&self, h: usize, w: usize) -> Result<Plan> {
         if let Ok(mut m) = self.plans.lock()
             && let Some(i) = m.iter().position(|(k, _)| *k == (h, w))
@@ -444,6 +439,20 @@ impl Graph {
             m.insert(0, entry);
             return Ok(plan);
         }
+        let plan = guard_tract(
+            &self.meta.path,
+            &format!("optimizing it for input {h}x{w}"),
+            || self.build_plan(h, w),
+        )?;
+        if let Ok(mut m) = self.plans.lock() {
+            m.retain(|(k, _)| *k != (h, w));
+            m.insert(0, ((h, w), plan.clone()));
+            m.truncate(PLAN_CACHE);
+        }
+        Ok(plan)
+    }
+
+    fn build_plan(&self, h: usize, w: usize) -> Result<Plan> {
         let path = &self.meta.path;
         let err = |what: &str, e: TractError| Error::Inference {
             path: path.clone(),
@@ -471,15 +480,9 @@ impl Graph {
             executor: self.settings.executor.clone(),
             ..RunOptions::default()
         };
-        let plan = optimized
+        optimized
             .into_runnable_with_options(&options)
-            .map_err(|e| err("building the plan", e))?;
-        if let Ok(mut m) = self.plans.lock() {
-            m.retain(|(k, _)| *k != (h, w));
-            m.insert(0, ((h, w), plan.clone()));
-            m.truncate(PLAN_CACHE);
-        }
-        Ok(plan)
+            .map_err(|e| err("building the plan", e))
     }
 
     /// Runs the graph on `lr` (`[3, h, w]` CHW values in [0, 1]) and, for SR graphs, `d` (`[C]`).
@@ -523,7 +526,9 @@ impl Graph {
             };
             inputs.push(t.into_tvalue());
         }
-        let outs = plan.run(inputs).map_err(err)?;
+        let outs = guard_tract(path, &format!("running it on input {h}x{w}"), || {
+            plan.run(inputs).map_err(err)
+        })?;
         let mut outs: Vec<Option<TValue>> = outs.into_iter().map(Some).collect();
         let mut take = |ix: Option<usize>| -> Result<Option<Tensor>> {
             let Some(ix) = ix else { return Ok(None) };
