@@ -5,8 +5,10 @@
 //!   baseline JPEG (RGB, gray, with EXIF orientation 6), lossless WebP, TIFF, PPM, PGM, PAM, and
 //!   the committed multi-frame/progressive fixtures of `runtime/tests/fixtures/`.
 //! - onnx: the tiny folded and SR graphs exported from the official tiny student weights (random
-//!   init), the shipped `models/edge/student-edge-int8-ide.onnx`, and the first 4 KiB of the
-//!   shipped `student-edge-sr.onnx`.
+//!   init), the tiny IDE graph quantized to static int8 (QDQ, calibrated on `data/Set5`), and the
+//!   first 4 KiB of the shipped `student-edge-sr.onnx`. (The shipped 255 KB
+//!   `student-edge-int8-ide.onnx` was a seed until each of its mutants took 5× as long to load as
+//!   a tiny graph's, with the same op types as the tiny int8 IDE.)
 //! - ckpt: an `.idr`, a `.bank`, the tiny student checkpoint (official random-init weights) with
 //!   its config embedded, and a three-tensor checkpoint.
 
@@ -15,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageBuffer};
 use kdsr_converter::export::{ExportOptions, build, output_paths};
-use kdsr_converter::{ExportKind, Network};
+use kdsr_converter::quantize::{CalibOptions, QuantizeOptions};
+use kdsr_converter::{ExportKind, Network, Precision};
 use kdsr_core::idr::Idr;
 use kdsr_core::spec::KdsrConfig;
 use kdsr_core::spec::checkpoint::{Checkpoint, Tensor, Weights, weights_to_bytes};
@@ -121,31 +124,51 @@ pub fn make_seeds(root: &Path) {
     std::fs::create_dir_all(&tmp).unwrap();
     let idr_path = tmp.join("seed.idr");
     up_idr.save(&idr_path).unwrap();
-    for (kind, name, idr) in [
-        (ExportKind::Folded, "tiny-folded.onnx", true),
-        (ExportKind::Split, "tiny", false),
+    // (kind, precision, output name, fold the IDR, the files kept)
+    for (kind, precision, name, idr, keep) in [
+        (
+            ExportKind::Folded,
+            Precision::F32,
+            "tiny-folded.onnx",
+            true,
+            "tiny-folded.onnx",
+        ),
+        (
+            ExportKind::Split,
+            Precision::F32,
+            "tiny",
+            false,
+            "tiny-sr.onnx",
+        ),
+        (
+            ExportKind::Split,
+            Precision::Int8,
+            "tiny-int8",
+            false,
+            "tiny-int8-ide.onnx",
+        ),
     ] {
         let opts = ExportOptions {
             kind,
+            precision,
+            quantize: QuantizeOptions {
+                calib: (precision == Precision::Int8)
+                    .then(|| CalibOptions::new(workspace().join("data/Set5"))),
+                ..QuantizeOptions::default()
+            },
             idr: idr.then(|| kdsr_converter::idr_source::IdrSource::File(idr_path.clone())),
             bench_size: None,
             ..ExportOptions::default()
         };
         let (built, _) = build(&net, &opts).unwrap();
         for (b, (_, p)) in built.iter().zip(output_paths(kind, &tmp.join(name))) {
-            let file = p.file_name().unwrap().to_str().unwrap().to_owned();
-            if file != "tiny-ide.onnx" {
-                put(&dir, &file, &b.bytes);
+            if p.file_name().and_then(|f| f.to_str()) == Some(keep) {
+                put(&dir, keep, &b.bytes);
             }
         }
     }
     let _ = std::fs::remove_dir_all(&tmp);
     let shipped = workspace().join("models/edge");
-    put(
-        &dir,
-        "edge-int8-ide.onnx",
-        &std::fs::read(shipped.join("student-edge-int8-ide.onnx")).unwrap(),
-    );
     let sr = std::fs::read(shipped.join("student-edge-sr.onnx")).unwrap();
     put(&dir, "edge-sr-head4k.onnx", &sr[..4096]);
 
