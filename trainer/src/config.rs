@@ -109,6 +109,31 @@ pub struct DegradationSection {
     pub noise_max: f64,
     /// One kernel per batch (official) or one per sample.
     pub per_sample: bool,
+    /// Probability that a sample's noise is shot (Poisson) noise instead of Gaussian: its level
+    /// is then the noise σ at mid-grey (0.5), the variance proportional to the intensity, as a
+    /// camera sensor's (`kdsr_core::pipeline::noise::add_shot_noise`). 0: Gaussian only (paper).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub poisson_prob: f64,
+    /// JPEG quality range `[lo, hi]` (quality ~ U(lo, hi)), applied after the noise and 8-bit
+    /// quantisation with DiffJPEG (Real-ESRGAN's differentiable JPEG; evaluation uses a real
+    /// encoder). None: no compression (paper).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jpeg: Option<[f64; 2]>,
+    /// Probability that a sample is JPEG-compressed when `jpeg` is set (1 when absent).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub jpeg_prob: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 
 /// Kernel family for training.
@@ -212,6 +237,7 @@ pub const PRESETS: &[&str] = &[
     "paper-aniso-noise",
     "cpu-edge",
     "cpu-edge-blind",
+    "cpu-edge-camera",
     "smoke",
 ];
 
@@ -252,6 +278,9 @@ impl TrainConfig {
                 sigma_max: 4.0,
                 noise_max: 0.0,
                 per_sample: false,
+                poisson_prob: 0.0,
+                jpeg: None,
+                jpeg_prob: 1.0,
             },
             teacher: stage(500, 125),
             student: StudentSection {
@@ -334,6 +363,19 @@ impl TrainConfig {
         c
     }
 
+    /// `cpu-edge-blind` on the degradations of a camera frame (issue 12): anisotropic Gaussian
+    /// blur (λ ∈ [0.2, 4]), Gaussian or shot noise up to σ 20/255 (half each), and JPEG quality
+    /// 30–95 on 3 samples in 4; `D[0..3]` regressed on blur, noise level and JPEG strength.
+    pub fn cpu_edge_camera() -> Self {
+        let mut c = Self::cpu_edge_blind();
+        c.degradation.kernel = KernelKind::Aniso;
+        c.degradation.noise_max = 20.0;
+        c.degradation.poisson_prob = 0.5;
+        c.degradation.jpeg = Some([30.0, 95.0]);
+        c.degradation.jpeg_prob = 0.75;
+        c
+    }
+
     /// A few iterations of the tiny network, for tests and smoke runs.
     pub fn smoke() -> Self {
         let mut c = Self::cpu_edge();
@@ -362,6 +404,7 @@ impl TrainConfig {
             "paper-aniso-noise" => Self::paper_aniso_noise(),
             "cpu-edge" => Self::cpu_edge(),
             "cpu-edge-blind" => Self::cpu_edge_blind(),
+            "cpu-edge-camera" => Self::cpu_edge_camera(),
             "smoke" => Self::smoke(),
             _ => bail!(
                 "unknown experiment preset `{name}`; known: {}",
@@ -443,6 +486,19 @@ impl TrainConfig {
                 self.degradation.sigma_min,
                 self.degradation.sigma_max
             );
+        }
+        let d = &self.degradation;
+        if !(0.0..=1.0).contains(&d.poisson_prob) || !(0.0..=1.0).contains(&d.jpeg_prob) {
+            bail!(
+                "degradation: poisson_prob and jpeg_prob must be in [0, 1], got {} and {}",
+                d.poisson_prob,
+                d.jpeg_prob
+            );
+        }
+        if let Some([lo, hi]) = d.jpeg
+            && !(lo >= 1.0 && lo <= hi && hi <= 100.0)
+        {
+            bail!("degradation.jpeg: need 1 ≤ lo ≤ hi ≤ 100, got [{lo}, {hi}]");
         }
         if self.degradation.noise_max < 0.0 {
             bail!("degradation.noise_max must be ≥ 0");

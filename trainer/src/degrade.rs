@@ -2,10 +2,16 @@
 //! per-iteration (or per-sample) Gaussian kernel, the official bicubic ↓s (as dense resampling
 //! matrices built from `kdsr-core`'s tables), Gaussian noise and 8-bit quantisation. It matches
 //! the CPU pipeline (`kdsr_core::pipeline::degrade`) within 1e-5 on the same kernel and noise.
+//!
+//! The camera additions (off in the paper presets): shot noise instead of Gaussian on a fraction
+//! of the samples (`kdsr_core::pipeline::camera::add_shot_noise`'s definition, drawn with
+//! libtorch's Poisson sampler), and JPEG after quantisation with DiffJPEG
+//! ([`crate::realworld::jpeg`]), re-quantised to 8 bits.
 
 use std::f64::consts::PI;
 
 use anyhow::{Result, bail};
+use kdsr_core::pipeline::camera::photons;
 use kdsr_core::pipeline::kernels::{Kernel, anisotropic_gaussian, isotropic_gaussian};
 use kdsr_core::pipeline::resize::{BicubicVariant, resize_weights};
 use rand::{Rng, RngExt};
@@ -13,6 +19,7 @@ use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
 use crate::config::{DegradationSection, KernelKind};
+use crate::realworld::jpeg::DiffJpeg;
 
 /// Side of the training blur kernels (official: 21).
 pub const KERNEL_SIZE: usize = 21;
@@ -24,32 +31,45 @@ pub struct Draw {
     pub kernels: Vec<(f64, f64, f64)>,
     /// Noise level(s) in 0..255 units.
     pub noise: Vec<f64>,
+    /// Per noise entry: shot noise (true) or Gaussian.
+    pub shot: Vec<bool>,
+    /// Per noise entry: the JPEG quality, or none.
+    pub jpeg: Vec<Option<f64>>,
+}
+
+/// Entry `i` of a per-batch (1 entry) or per-sample list.
+fn nth<T: Copy>(v: &[T], i: usize) -> T {
+    v[if v.len() == 1 { 0 } else { i }]
 }
 
 impl Draw {
     /// The normalised degradation of each of the `b` samples, `[b, k]` row-major: column 0 the
-    /// blur ((mean λ − σ_min) / (σ_max − σ_min)), column 1 the noise level / `noise_max` when
-    /// `cfg.noise_max > 0` (the targets of `idr.regress_weight`).
+    /// blur ((mean λ − σ_min) / (σ_max − σ_min)), then the noise level / `noise_max` when
+    /// `cfg.noise_max > 0`, then the JPEG strength (100 − q) / (100 − q_min) (0 uncompressed)
+    /// when `cfg.jpeg` is set (the targets of `idr.regress_weight`).
     pub fn targets(&self, b: usize, cfg: &DegradationSection) -> Vec<f32> {
         let k = regress_channels(cfg);
         let span = (cfg.sigma_max - cfg.sigma_min).max(1e-12);
         let mut t = Vec::with_capacity(b * k);
         for i in 0..b {
-            let (l1, l2, _) = self.kernels[if self.kernels.len() == 1 { 0 } else { i }];
+            let (l1, l2, _) = nth(&self.kernels, i);
             t.push((((l1 + l2) / 2.0 - cfg.sigma_min) / span) as f32);
-            if k > 1 {
-                let n = self.noise[if self.noise.len() == 1 { 0 } else { i }];
-                t.push((n / cfg.noise_max) as f32);
+            if cfg.noise_max > 0.0 {
+                t.push((nth(&self.noise, i) / cfg.noise_max) as f32);
+            }
+            if let Some([lo, _]) = cfg.jpeg {
+                let q = nth(&self.jpeg, i).unwrap_or(100.0);
+                t.push(((100.0 - q) / (100.0 - lo).max(1e-12)) as f32);
             }
         }
         t
     }
 }
 
-/// How many leading channels of `D` the degradation regression supervises: the blur, and the
-/// noise level when the training noise can be non-zero.
+/// How many leading channels of `D` the degradation regression supervises: the blur, the noise
+/// level when the training noise can be non-zero, and the JPEG strength when there is JPEG.
 pub fn regress_channels(cfg: &DegradationSection) -> usize {
-    if cfg.noise_max > 0.0 { 2 } else { 1 }
+    1 + usize::from(cfg.noise_max > 0.0) + usize::from(cfg.jpeg.is_some())
 }
 
 /// Degrades HR batches on a device.
@@ -59,6 +79,7 @@ pub struct Degrader {
     scale: u32,
     device: Device,
     pairs: bool,
+    jpeg: Option<DiffJpeg>,
 }
 
 fn uniform<R: Rng + ?Sized>(rng: &mut R, lo: f64, hi: f64) -> f64 {
@@ -73,6 +94,7 @@ impl Degrader {
             scale,
             device,
             pairs: false,
+            jpeg: cfg.jpeg.map(|_| DiffJpeg::new(device)),
         }
     }
 
@@ -122,33 +144,72 @@ impl Degrader {
             kernels.push(k);
             params.push(p);
         }
-        let mut noise: Vec<f64> = (0..n)
-            .map(|_| {
-                if self.cfg.noise_max > 0.0 {
-                    rng.random::<f64>() * self.cfg.noise_max
-                } else {
-                    0.0
+        let mut noise: Vec<f64> = Vec::with_capacity(n);
+        let mut shot = Vec::with_capacity(n);
+        let mut jpeg = Vec::with_capacity(n);
+        for _ in 0..n {
+            noise.push(if self.cfg.noise_max > 0.0 {
+                rng.random::<f64>() * self.cfg.noise_max
+            } else {
+                0.0
+            });
+            shot.push(self.cfg.poisson_prob > 0.0 && rng.random::<f64>() < self.cfg.poisson_prob);
+            jpeg.push(match self.cfg.jpeg {
+                Some([lo, hi]) if rng.random::<f64>() < self.cfg.jpeg_prob => {
+                    Some(uniform(rng, lo, hi))
                 }
-            })
-            .collect();
+                _ => None,
+            });
+        }
         if pairs {
             // Sample i + B/2 repeats sample i's degradation.
             kernels.extend_from_within(..);
             params.extend_from_within(..);
             noise.extend_from_within(..);
+            shot.extend_from_within(..);
+            jpeg.extend_from_within(..);
         }
         let pre = self.prequant(hr, &kernels)?;
         let lr = if noise.iter().any(|l| *l > 0.0) {
             let draws = pre.randn_like();
-            add_noise(&pre, &draws, &noise)
+            let gaussian = add_noise(&pre, &draws, &noise);
+            if shot.iter().any(|s| *s) {
+                let mask = per_sample(
+                    &shot
+                        .iter()
+                        .map(|s| f64::from(u8::from(*s)))
+                        .collect::<Vec<_>>(),
+                    b,
+                    pre.device(),
+                );
+                let shot_lr = add_shot_noise(&pre, &noise);
+                &gaussian + (shot_lr - &gaussian) * mask
+            } else {
+                gaussian
+            }
         } else {
             pre
         };
+        let mut lr = quantize(&lr);
+        if let Some(codec) = &self.jpeg
+            && jpeg.iter().any(Option::is_some)
+        {
+            let q: Vec<f64> = jpeg.iter().map(|q| q.unwrap_or(100.0)).collect();
+            let on: Vec<f64> = jpeg
+                .iter()
+                .map(|q| f64::from(u8::from(q.is_some())))
+                .collect();
+            let mask = per_sample(&on, b, lr.device());
+            let coded = codec.apply(&lr, &q)?;
+            lr = quantize(&(&lr + (coded - &lr) * mask));
+        }
         Ok((
-            quantize(&lr),
+            lr,
             Draw {
                 kernels: params,
                 noise,
+                shot,
+                jpeg,
             },
         ))
     }
@@ -237,6 +298,31 @@ pub fn add_noise(x: &Tensor, draws: &Tensor, levels: &[f64]) -> Tensor {
         .to_device(x.device())
         .reshape([-1, 1, 1, 1]);
     x + draws * lv
+}
+
+/// A per-batch (1 entry) or per-sample (`b` entries) list as a `[b or 1,1,1,1]` tensor.
+fn per_sample(v: &[f64], b: usize, device: Device) -> Tensor {
+    let v: Vec<f32> = v.iter().map(|x| *x as f32).collect();
+    debug_assert!(v.len() == 1 || v.len() == b);
+    Tensor::from_slice(&v)
+        .to_device(device)
+        .reshape([-1, 1, 1, 1])
+}
+
+/// Shot noise of `levels` (σ at mid-grey, 0..255 units; one per sample or shared) added to `x`:
+/// `Poisson(x·n)/n` with `n = 0.5·(255/level)²` (`kdsr_core::pipeline::camera::add_shot_noise`);
+/// a level of 0 leaves its sample unchanged.
+pub fn add_shot_noise(x: &Tensor, levels: &[f64]) -> Tensor {
+    let n: Vec<f64> = levels
+        .iter()
+        .map(|l| if *l > 0.0 { photons(*l) } else { 0.0 })
+        .collect();
+    let n = per_sample(&n, x.size()[0] as usize, x.device());
+    let on = n.gt(0.0).to_kind(Kind::Float);
+    let safe = &n + (1.0 - &on);
+    let rate = x.clamp_min(0.0) * &safe;
+    let noisy = rate.poisson() / &safe;
+    x + (noisy - x) * on
 }
 
 /// 8-bit quantisation: `round_half_even(clamp(x·255, 0, 255)) / 255`.

@@ -9,7 +9,7 @@ use kdsr_core::Planar;
 use kdsr_core::pipeline::degrade::{ClassicDegradation, Downsample};
 use kdsr_core::pipeline::kernels::{anisotropic_gaussian_deg, isotropic_gaussian};
 use kdsr_trainer::config::{DegradationSection, KernelKind};
-use kdsr_trainer::degrade::{Degrader, add_noise, bicubic_down, blur, quantize};
+use kdsr_trainer::degrade::{Degrader, add_noise, add_shot_noise, bicubic_down, blur, quantize};
 use rand::SeedableRng;
 use tch::{Device, Tensor};
 
@@ -35,6 +35,9 @@ fn cfg(kernel: KernelKind, noise_max: f64, per_sample: bool) -> DegradationSecti
         sigma_max: 4.0,
         noise_max,
         per_sample,
+        poisson_prob: 0.0,
+        jpeg: None,
+        jpeg_prob: 1.0,
     }
 }
 
@@ -215,4 +218,135 @@ fn paired_draws_share_the_degradation_and_give_normalised_targets() {
     // An odd batch cannot be paired.
     let odd = Tensor::rand([3, 3, 64, 64], (tch::Kind::Float, Device::Cpu));
     assert!(d.degrade(&odd, &mut rng).is_err());
+}
+
+#[test]
+fn device_shot_noise_follows_the_cpu_definition() {
+    tch::manual_seed(5);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    for (x, level) in [(0.5f32, 10.0), (0.125, 20.0), (0.9, 5.0)] {
+        let t = Tensor::full(
+            [2, 3, 96, 96],
+            f64::from(x),
+            (tch::Kind::Float, Device::Cpu),
+        );
+        let dev = to_vec(&add_shot_noise(&t, &[level, level]));
+        let cpu = kdsr_core::pipeline::camera::add_shot_noise(
+            &Planar::filled(3, 192, 96, x).unwrap(),
+            level,
+            &mut rng,
+        )
+        .unwrap();
+        let want = level / 255.0 * (f64::from(x) / 0.5).sqrt();
+        for (name, v) in [("device", &dev[..]), ("cpu", cpu.data())] {
+            let n = v.len() as f64;
+            let m = v.iter().map(|a| f64::from(*a)).sum::<f64>() / n;
+            let s = (v.iter().map(|a| (f64::from(*a) - m).powi(2)).sum::<f64>() / n).sqrt();
+            assert!((m - f64::from(x)).abs() < 0.003, "{name} x {x}: mean {m}");
+            assert!(
+                (s / want - 1.0).abs() < 0.03,
+                "{name} x {x} level {level}: std {s} want {want}"
+            );
+        }
+    }
+    // Level 0 leaves a sample unchanged; the other sample of the batch still gets noise.
+    let t = Tensor::full([2, 3, 16, 16], 0.5, (tch::Kind::Float, Device::Cpu));
+    let out = add_shot_noise(&t, &[0.0, 10.0]);
+    assert_eq!(to_vec(&out.narrow(0, 0, 1)), vec![0.5; 3 * 16 * 16]);
+    assert!(to_vec(&out.narrow(0, 1, 1)).iter().any(|v| *v != 0.5));
+}
+
+/// DiffJPEG (training) against the `image` crate's encoder (evaluation) on the same 8-bit image:
+/// the same standard tables and quality scaling, different chroma subsampling (4:2:0 vs 4:2:2)
+/// and rounding, so close but not equal.
+#[test]
+fn diff_jpeg_is_close_to_the_real_codec() {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/Set14/zebra.png");
+    let img = kdsr_core::io::load_image(&p).unwrap().rgb;
+    let img = img
+        .crop(100, 100, 128, 160)
+        .unwrap()
+        .map(kdsr_core::pipeline::quantize);
+    let codec = kdsr_trainer::realworld::jpeg::DiffJpeg::new(Device::Cpu);
+    let psnr = |a: &[f32], b: &[f32]| {
+        let mse = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(x - y).powi(2))
+            .sum::<f64>()
+            / a.len() as f64;
+        -10.0 * mse.log10()
+    };
+    for q in [95u8, 75, 50, 30] {
+        let real = kdsr_core::pipeline::camera::jpeg_roundtrip(&img, q).unwrap();
+        let diff = quantize(&codec.apply(&to_tensor(&img), &[f64::from(q)]).unwrap());
+        let (to_real, to_orig) = (
+            psnr(&to_vec(&diff), real.data()),
+            psnr(real.data(), img.data()),
+        );
+        let diff_orig = psnr(&to_vec(&diff), img.data());
+        eprintln!(
+            "q {q}: DiffJPEG↔real {to_real:.2}, real↔original {to_orig:.2}, DiffJPEG↔original {diff_orig:.2}"
+        );
+        // The same loss of quality: DiffJPEG is as far from the original as the real codec.
+        assert!(
+            (diff_orig - to_orig).abs() < 1.5 && to_real > to_orig - 3.0,
+            "q {q}: DiffJPEG↔real {to_real:.2} dB, real↔original {to_orig:.2} dB, DiffJPEG↔original {diff_orig:.2} dB"
+        );
+    }
+}
+
+#[test]
+fn camera_draws_mix_noise_kinds_and_jpeg_per_sample() {
+    let mut c = cfg(KernelKind::Aniso, 20.0, true);
+    c.poisson_prob = 0.5;
+    c.jpeg = Some([30.0, 95.0]);
+    c.jpeg_prob = 0.75;
+    let d = Degrader::new(&c, 4, Device::Cpu).paired(true);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let (mut shots, mut jpegs, mut n) = (0, 0, 0);
+    for _ in 0..30 {
+        let hr = Tensor::rand([8, 3, 64, 64], (tch::Kind::Float, Device::Cpu));
+        let (lr, draw) = d.degrade(&hr, &mut rng).unwrap();
+        assert_eq!(lr.size(), [8, 3, 16, 16]);
+        assert!(
+            to_vec(&lr)
+                .iter()
+                .all(|v| (v * 255.0 - (v * 255.0).round()).abs() < 1e-4)
+        );
+        assert_eq!((draw.shot.len(), draw.jpeg.len()), (8, 8));
+        assert_eq!(draw.jpeg[0], draw.jpeg[4]);
+        assert_eq!(draw.shot[1], draw.shot[5]);
+        shots += draw.shot[..4].iter().filter(|s| **s).count();
+        jpegs += draw.jpeg[..4].iter().filter(|q| q.is_some()).count();
+        n += 4;
+        assert!(
+            draw.jpeg
+                .iter()
+                .flatten()
+                .all(|q| (30.0..=95.0).contains(q))
+        );
+        let t = draw.targets(8, &c);
+        assert_eq!(t.len(), 24);
+        for i in 0..8 {
+            let want = draw.jpeg[i].map_or(0.0, |q| (100.0 - q) / 70.0);
+            assert!((f64::from(t[3 * i + 2]) - want).abs() < 1e-6);
+        }
+        assert!(t.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+    // 120 draws each: p 0.5 and 0.75, within ±4.5 σ.
+    assert!(
+        (38..=82).contains(&shots),
+        "{shots} shot-noise draws of {n}"
+    );
+    assert!((69..=111).contains(&jpegs), "{jpegs} JPEG draws of {n}");
+    // JPEG off in the config: nothing drawn, the classic sequence of draws (kernels, levels).
+    let plain = cfg(KernelKind::Aniso, 20.0, true);
+    let (_, draw) = Degrader::new(&plain, 4, Device::Cpu)
+        .degrade(
+            &Tensor::rand([2, 3, 64, 64], (tch::Kind::Float, Device::Cpu)),
+            &mut rng,
+        )
+        .unwrap();
+    assert!(draw.jpeg.iter().all(Option::is_none) && draw.shot.iter().all(|s| !s));
 }

@@ -37,6 +37,13 @@ pub struct IdrPlotArgs {
     /// Blur σ values (isotropic Gaussian, HR pixels).
     #[arg(long, value_delimiter = ',', default_values = ["1.2", "2.4", "3.6"])]
     pub sigmas: Vec<f64>,
+    /// Group by noise instead of blur: these Gaussian noise levels (0..255 units), all at the
+    /// isotropic blur `--noise-blur` (`--sigmas` is then ignored).
+    #[arg(long, value_delimiter = ',')]
+    pub noise_levels: Vec<f64>,
+    /// The blur σ of the `--noise-levels` groups.
+    #[arg(long, default_value_t = 2.0)]
+    pub noise_blur: f64,
     /// Images used (the first by name).
     #[arg(long, default_value_t = 40)]
     pub max_images: usize,
@@ -261,11 +268,42 @@ pub fn draw(path: &std::path::Path, panels: &[Projection]) -> Result<()> {
     Ok(())
 }
 
+/// The groups of `idr-plot`: (label, degradation) per blur σ, or per noise level when
+/// `--noise-levels` is given.
+fn groups(a: &IdrPlotArgs, scale: u32) -> Result<Vec<(String, ClassicDegradation)>> {
+    let by_noise = !a.noise_levels.is_empty();
+    let n = if by_noise {
+        a.noise_levels.len()
+    } else {
+        a.sigmas.len()
+    };
+    if n == 0 || n > COLORS.len() {
+        bail!(
+            "--sigmas / --noise-levels: give 1 to {} values",
+            COLORS.len()
+        );
+    }
+    (0..n)
+        .map(|i| {
+            let (sigma, noise, label) = if by_noise {
+                let l = a.noise_levels[i];
+                (a.noise_blur, l, format!("noise {l}"))
+            } else {
+                (a.sigmas[i], 0.0, format!("σ {}", a.sigmas[i]))
+            };
+            let deg = ClassicDegradation::new(
+                isotropic_gaussian(KERNEL_SIZE, sigma)?,
+                scale,
+                noise as f32,
+                Downsample::Bicubic,
+            )?;
+            Ok((label, deg))
+        })
+        .collect()
+}
+
 /// Runs the command.
 pub fn run(a: &IdrPlotArgs) -> Result<()> {
-    if a.sigmas.is_empty() || a.sigmas.len() > COLORS.len() {
-        bail!("--sigmas: give 1 to {} values", COLORS.len());
-    }
     let device = parse_device(&a.device)?;
     let load = |w: &PathBuf| -> Result<Model> {
         let cfg = KdsrConfig::from_file(&w.with_extension("json"))
@@ -279,23 +317,18 @@ pub fn run(a: &IdrPlotArgs) -> Result<()> {
         }
     }
     let scale = nets[0].1.net.cfg.scale;
+    let groups = groups(a, scale)?;
     let images = load_folder(&a.data, scale, a.max_images)?;
     let mut labels = Vec::new();
     let mut ds: Vec<Vec<Tensor>> = nets.iter().map(|_| Vec::new()).collect();
-    for (k, sigma) in a.sigmas.iter().enumerate() {
-        let deg = ClassicDegradation::new(
-            isotropic_gaussian(KERNEL_SIZE, *sigma)?,
-            scale,
-            0.0,
-            Downsample::Bicubic,
-        )?;
-        for img in &images {
+    for (k, (_, deg)) in groups.iter().enumerate() {
+        for (i, img) in images.iter().enumerate() {
             let (h, w) = (img.hr.height().min(a.crop), img.hr.width().min(a.crop));
             let hr = img
                 .hr
                 .crop((img.hr.height() - h) / 2, (img.hr.width() - w) / 2, h, w)?
                 .crop_to_multiple(scale as usize)?;
-            let lr = deg.apply_with_noise(&hr, None)?;
+            let lr = deg.apply(&hr, &mut kdsr_core::eval::case_rng(0, k, i))?;
             let (lr_t, hr_t) = (planar_to_tensor(&lr, device), planar_to_tensor(&hr, device));
             for ((_, m), out) in nets.iter().zip(ds.iter_mut()) {
                 let net = &m.net;
@@ -306,7 +339,7 @@ pub fn run(a: &IdrPlotArgs) -> Result<()> {
             labels.push(k);
         }
     }
-    let g = a.sigmas.len();
+    let g = groups.len();
     let panels = nets
         .iter()
         .zip(&ds)
@@ -331,12 +364,13 @@ pub fn run(a: &IdrPlotArgs) -> Result<()> {
     std::fs::rename(&tmp, &png).with_context(|| format!("writing {}", png.display()))?;
     let colours: Vec<String> = COLORS
         .iter()
-        .zip(&a.sigmas)
-        .map(|(c, s)| format!("σ {s}: #{:02x}{:02x}{:02x}", c.0, c.1, c.2))
+        .zip(&groups)
+        .map(|(c, (label, _))| format!("{label}: #{:02x}{:02x}{:02x}", c.0, c.1, c.2))
         .collect();
     let report = serde_json::json!({
         "command": std::env::args().skip(1).collect::<Vec<_>>().join(" "),
         "data": a.data, "images": images.len(), "crop": a.crop, "sigmas": a.sigmas,
+        "noise_levels": a.noise_levels, "noise_blur": a.noise_blur,
         "colours": colours, "panels": panels, "swap": swaps,
     });
     write_atomic(
@@ -345,11 +379,16 @@ pub fn run(a: &IdrPlotArgs) -> Result<()> {
     )?;
     for p in &panels {
         eprintln!(
-            "{}: PC1 {:.1} %, PC2 {:.1} %, η² {:.3}, σ from D (leave-one-out nearest centroid) {:.1} %",
+            "{}: PC1 {:.1} %, PC2 {:.1} %, η² {:.3}, {} from D (leave-one-out nearest centroid) {:.1} %",
             p.network,
             100.0 * p.explained[0],
             100.0 * p.explained[1],
             p.eta_squared,
+            if a.noise_levels.is_empty() {
+                "σ"
+            } else {
+                "noise level"
+            },
             100.0 * p.loo_accuracy
         );
     }

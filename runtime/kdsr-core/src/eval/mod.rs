@@ -2,7 +2,8 @@
 //! model, the runtime's tract graphs): LR made on the fly from HR images (cropped to a multiple of
 //! the scale) with the classic pipeline, SR by the caller's network, PSNR/SSIM on Y after 8-bit
 //! quantisation, next to MATLAB-bicubic upscaling of the same LR. Suites: Gaussian8 (isotropic σ
-//! set, the paper's Table 1) and the anisotropic kernels × noise grid (Table 2).
+//! set, the paper's Table 1), the anisotropic kernels × noise grid (Table 2) and `camera`
+//! (blur + sensor noise, JPEG, and both: one random draw per image, [`camera_cases`]).
 
 pub mod paper;
 
@@ -12,6 +13,7 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use crate::metrics::{MetricVariant, evaluate_pair};
+use crate::pipeline::camera::CameraDegradation;
 use crate::pipeline::degrade::{ClassicDegradation, Downsample};
 use crate::pipeline::kernels::{
     ANISO_TEST_KERNELS, GAUSSIAN8_X2_SIGMAS, GAUSSIAN8_X4_SIGMAS, KERNEL_SIZE,
@@ -35,7 +37,54 @@ pub struct EvalCase {
     /// Label, e.g. `iso σ=2.6` or `k3 (3.5,1.5,30°) n=10`.
     pub label: String,
     /// The degradation.
-    pub degradation: ClassicDegradation,
+    pub degradation: CaseDegradation,
+}
+
+/// The degradation of an [`EvalCase`]: a fixed classic one, or a camera distribution drawn
+/// once per image.
+#[derive(Clone, Debug)]
+pub enum CaseDegradation {
+    /// Fixed kernel and noise level (Gaussian8, the anisotropic grid).
+    Classic(ClassicDegradation),
+    /// Parameters drawn per image from the `(case, image)` generator.
+    Camera(CameraDegradation),
+}
+
+impl CaseDegradation {
+    /// The LR image of `hr`, every random draw from `rng`.
+    pub fn apply<R: rand::Rng + ?Sized>(&self, hr: &Planar, rng: &mut R) -> Result<Planar> {
+        match self {
+            Self::Classic(d) => d.apply(hr, rng),
+            Self::Camera(d) => Ok(d.apply(hr, rng)?.0),
+        }
+    }
+}
+
+/// The `camera` suite at `scale`: blur λ ~ U(0.5, 3) + noise level ~ U(5, 20) (Gaussian or
+/// shot noise, half each); JPEG quality ~ U(30, 95) alone; and all three. One draw per image.
+pub fn camera_cases(scale: u32) -> Result<Vec<EvalCase>> {
+    let blur = Some((0.5, 3.0));
+    let noise = Some((5.0, 20.0));
+    let jpeg = Some((30, 95));
+    let case = |label: &str, blur, noise, jpeg| -> Result<EvalCase> {
+        let d = CameraDegradation {
+            scale,
+            blur,
+            noise,
+            poisson_prob: 0.5,
+            jpeg,
+        };
+        d.validate()?;
+        Ok(EvalCase {
+            label: label.into(),
+            degradation: CaseDegradation::Camera(d),
+        })
+    };
+    Ok(vec![
+        case("blur λ 0.5–3 + noise 5–20", blur, noise, None)?,
+        case("JPEG q 30–95", None, None, jpeg)?,
+        case("blur + noise + JPEG", blur, noise, jpeg)?,
+    ])
 }
 
 /// The Gaussian8 cases for a scale (×4: σ 1.8…3.2; ×2: 0.9…1.6), or only `sigmas` when given.
@@ -59,12 +108,12 @@ pub fn gaussian8(scale: u32, sigmas: &[f64]) -> Result<Vec<EvalCase>> {
         .map(|s| {
             Ok(EvalCase {
                 label: format!("iso σ={s:.1}"),
-                degradation: ClassicDegradation::new(
+                degradation: CaseDegradation::Classic(ClassicDegradation::new(
                     isotropic_gaussian(KERNEL_SIZE, *s)?,
                     scale,
                     0.0,
                     Downsample::Bicubic,
-                )?,
+                )?),
             })
         })
         .collect()
@@ -77,12 +126,12 @@ pub fn aniso_grid(scale: u32, noise_levels: &[f32]) -> Result<Vec<EvalCase>> {
         for (i, (l1, l2, th)) in ANISO_TEST_KERNELS.iter().enumerate() {
             out.push(EvalCase {
                 label: format!("k{} ({l1},{l2},{th}°) n={n}", i + 1),
-                degradation: ClassicDegradation::new(
+                degradation: CaseDegradation::Classic(ClassicDegradation::new(
                     anisotropic_gaussian_deg(KERNEL_SIZE, *l1, *l2, *th)?,
                     scale,
                     *n,
                     Downsample::Bicubic,
-                )?,
+                )?),
             });
         }
     }
@@ -177,6 +226,9 @@ pub struct Report {
     pub per_case: Vec<(String, f64, f64, f64, f64)>,
     /// Mean over all rows: PSNR, SSIM, bicubic PSNR, bicubic SSIM.
     pub mean: (f64, f64, f64, f64),
+    /// Per case, in case order: images whose PSNR is above bicubic's, and the smallest margin
+    /// (PSNR − bicubic PSNR, dB) over the case's images.
+    pub above_bicubic: Vec<(usize, f64)>,
 }
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
@@ -237,6 +289,18 @@ where
             )
         })
         .collect();
+    let above_bicubic = cases
+        .iter()
+        .map(|c| {
+            let margins = rows
+                .iter()
+                .filter(|r| r.case == c.label)
+                .map(|r| r.psnr - r.bicubic_psnr);
+            margins.fold((0, f64::INFINITY), |(n, worst), m| {
+                (n + usize::from(m > 0.0), worst.min(m))
+            })
+        })
+        .collect();
     let mean_all = (
         mean(rows.iter().map(|r| r.psnr)),
         mean(rows.iter().map(|r| r.ssim)),
@@ -248,21 +312,36 @@ where
         rows,
         per_case,
         mean: mean_all,
+        above_bicubic,
     })
 }
 
 impl Report {
-    /// A markdown table: one row per case plus the mean.
+    /// A markdown table: one row per case plus the mean; the last columns count the images
+    /// above bicubic and give the worst per-image margin.
     pub fn to_markdown(&self, title: &str) -> String {
         let mut s = format!(
-            "### {title}\n\nMetric: `{}` (Y channel, 8-bit, border = scale).\n\n| case | PSNR | SSIM | bicubic PSNR | bicubic SSIM |\n|---|---|---|---|---|\n",
+            "### {title}\n\nMetric: `{}` (Y channel, 8-bit, border = scale).\n\n| case | PSNR | SSIM | bicubic PSNR | bicubic SSIM | images above bicubic | worst margin (dB) |\n|---|---|---|---|---|---|---|\n",
             self.metric
         );
-        for (c, p, ss, bp, bs) in &self.per_case {
-            s += &format!("| {c} | {p:.2} | {ss:.4} | {bp:.2} | {bs:.4} |\n");
+        let n = |c: &str| self.rows.iter().filter(|r| r.case == c).count();
+        for ((c, p, ss, bp, bs), (above, worst)) in self.per_case.iter().zip(&self.above_bicubic) {
+            s += &format!(
+                "| {c} | {p:.2} | {ss:.4} | {bp:.2} | {bs:.4} | {above}/{} | {worst:+.2} |\n",
+                n(c)
+            );
         }
         let (p, ss, bp, bs) = self.mean;
-        s += &format!("| **mean** | **{p:.2}** | **{ss:.4}** | {bp:.2} | {bs:.4} |\n");
+        let above: usize = self.above_bicubic.iter().map(|a| a.0).sum();
+        let worst = self
+            .above_bicubic
+            .iter()
+            .map(|a| a.1)
+            .fold(f64::INFINITY, f64::min);
+        s += &format!(
+            "| **mean** | **{p:.2}** | **{ss:.4}** | {bp:.2} | {bs:.4} | {above}/{} | {worst:+.2} |\n",
+            self.rows.len()
+        );
         s
     }
 }
@@ -275,6 +354,8 @@ pub enum Suite {
     Gaussian8,
     /// 9 anisotropic kernels × noise levels (the paper's Table 2).
     AnisoNoise,
+    /// Camera-like inputs: blur + noise, JPEG, both ([`camera_cases`]).
+    Camera,
 }
 
 impl Suite {
@@ -283,6 +364,7 @@ impl Suite {
         match self {
             Suite::Gaussian8 => "gaussian8",
             Suite::AnisoNoise => "aniso-noise",
+            Suite::Camera => "camera",
         }
     }
 
@@ -291,8 +373,9 @@ impl Suite {
         match s {
             "gaussian8" => Ok(Suite::Gaussian8),
             "aniso-noise" => Ok(Suite::AnisoNoise),
+            "camera" => Ok(Suite::Camera),
             _ => Err(format!(
-                "unknown suite `{s}`; known suites: gaussian8, aniso-noise"
+                "unknown suite `{s}`; known suites: gaussian8, aniso-noise, camera"
             )),
         }
     }
@@ -306,7 +389,7 @@ pub struct Protocol {
     /// Folders of HR test images (e.g. Set5 Set14 B100); one table per folder and suite.
     #[cfg_attr(feature = "clap", arg(long, required = true, num_args = 1..))]
     pub data: Vec<PathBuf>,
-    /// Suites to run: `gaussian8`, `aniso-noise`.
+    /// Suites to run: `gaussian8`, `aniso-noise`, `camera`.
     #[cfg_attr(
         feature = "clap",
         arg(long, value_parser = Suite::parse, num_args = 1.., default_values = ["gaussian8"])
@@ -358,6 +441,7 @@ where
             let cases = match suite {
                 Suite::Gaussian8 => gaussian8(scale, &run.sigmas)?,
                 Suite::AnisoNoise => aniso_grid(scale, &run.noise)?,
+                Suite::Camera => camera_cases(scale)?,
             };
             let r = evaluate_with(&images, &cases, scale, run.metric, run.seed, &mut sr)?;
             let name = suite.name();

@@ -2,6 +2,7 @@
 //! matched to the official KDSR code, BasicSR and Real-ESRGAN (see each module).
 
 pub mod blur;
+pub mod camera;
 pub mod degrade;
 pub mod kernels;
 pub mod noise;
