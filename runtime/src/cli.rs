@@ -148,20 +148,57 @@ impl From<KnobArg> for kdsr_runtime::DirectSpatial {
 #[derive(Debug, Args, Clone)]
 pub struct ModelArgs {
     /// Model: split prefix (PREFIX-ide.onnx + PREFIX-sr.onnx), one .onnx file (dynamic or
-    /// folded), or a folder holding one model. The default is the shipped edge student's split
-    /// pair, relative to the repository root.
-    #[arg(
-        short = 'm',
-        long = "model",
-        default_value = "models/edge/student-edge"
-    )]
-    pub model: PathBuf,
-    /// Threads for tract (0 = all cores; more than the cores is capped at the cores).
-    #[arg(long, default_value_t = 0)]
+    /// folded), or a folder holding one model. Default: the shipped model (edge/student-edge),
+    /// searched for in order: $KDSR_MODEL, beside the executable, EXE_DIR/../share/kdsr/models,
+    /// the repository's models/ above the executable, then the copy built into the binary.
+    #[arg(short = 'm', long = "model")]
+    pub model: Option<PathBuf>,
+    /// A model by name, searched for like the default (not in $KDSR_MODEL), e.g.
+    /// `student-edge-int8` (realesrgan-ncnn-vulkan's -n).
+    #[arg(short = 'n', long = "model-name", conflicts_with = "model")]
+    pub name: Option<String>,
+    /// Threads for tract (0 = all cores; more than the cores is capped at the cores). Also
+    /// accepts realesrgan-ncnn-vulkan's `-j load:proc:save`, whose `proc` count is used.
+    #[arg(short = 'j', long, default_value = "0", value_parser = parse_threads)]
     pub threads: usize,
     /// tract's direct spatial convolution.
     #[arg(long, value_enum, default_value_t = KnobArg::Auto)]
     pub direct_spatial: KnobArg,
+}
+
+/// `--threads N`, or realesrgan-ncnn-vulkan's `-j load:proc:save` (the `proc` count).
+fn parse_threads(s: &str) -> Result<usize, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let n = match parts.as_slice() {
+        [n] => n,
+        [_, proc_, _] => proc_,
+        _ => {
+            return Err(format!(
+                "`{s}`: expected a thread count N or load:proc:save"
+            ));
+        }
+    };
+    n.trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a thread count N or load:proc:save"))
+}
+
+/// `-s`/`--scale`: the upscaling factor; the model decides it, so only its own is accepted.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct ScaleArg {
+    /// Upscaling factor (realesrgan-ncnn-vulkan's -s). The model fixes it: KDSR graphs here are
+    /// x4, so 4 is accepted and other factors are refused.
+    #[arg(short = 's', long = "scale")]
+    pub scale: Option<u32>,
+}
+
+/// `--progress`: progress lines on stderr.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct ProgressArg {
+    /// Progress as lines on stderr (JSON lines with --json), from the model loading on: works
+    /// without a terminal (pipes, logs, systemd). On a terminal a bar is shown anyway.
+    #[arg(long)]
+    pub progress: bool,
 }
 
 /// Output formats selectable with `--format`.
@@ -208,14 +245,20 @@ pub struct UpscaleArgs {
     /// Model and runtime options.
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Upscaling factor (-s 4).
+    #[command(flatten)]
+    pub scale: ScaleArg,
+    /// Progress lines.
+    #[command(flatten)]
+    pub progress: ProgressArg,
     /// Output format (default: the output file's extension; for folders the input's format
     /// where it can be written, else PNG).
-    #[arg(long, value_enum)]
+    #[arg(short = 'f', long, value_enum)]
     pub format: Option<FormatArg>,
-    /// LR tile (window) side in pixels, context included (default: sized from --mem-budget).
-    /// At least 3 × the model's receptive radius (63 for student-edge), so that each window
-    /// keeps a core as wide as its context.
-    #[arg(long)]
+    /// LR tile (window) side in pixels, context included (default, or 0: sized from
+    /// --mem-budget). At least 3 × the model's receptive radius (63 for student-edge), so that
+    /// each window keeps a core as wide as its context.
+    #[arg(short = 't', long)]
     pub tile: Option<usize>,
     /// Memory budget per image in MiB (input, output and network working set).
     #[arg(long = "mem-budget", default_value_t = 512)]
@@ -311,7 +354,8 @@ pub enum BenchKnob {
 /// `kdsr-edge bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Models to time (repeat -m); default `models/edge/student-edge`.
+    /// Models to time (repeat -m); default: the default model's files, searched for as
+    /// `upscale` searches (the built-in copy does not count).
     #[arg(short = 'm', long = "model")]
     pub models: Vec<PathBuf>,
     /// LR size, HxW.
@@ -367,3 +411,4 @@ pub struct EvalArgs {
     #[arg(long)]
     pub out: PathBuf,
 }
+
