@@ -6,6 +6,7 @@ mod calibrate;
 mod eval;
 mod inspect;
 mod make_bank;
+mod stream;
 mod upscale;
 
 use std::io::IsTerminal;
@@ -22,6 +23,7 @@ use crate::cli::{Cli, Command, Failure, ModelArgs, ScaleArg};
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Upscale(a) => upscale::run(a),
+        Command::Stream(a) => stream::run(a),
         Command::InspectDegradation(a) => inspect::run(a),
         Command::Calibrate(a) => calibrate::run(a),
         Command::Bench(a) => bench::run(a),
