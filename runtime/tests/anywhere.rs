@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{edge, in_img, models, scratch};
+use common::{code, command_for, edge, in_img, models, run_with, s, scratch, stderr};
 
 /// The test photo's path as text.
 fn photo() -> &'static str {
@@ -17,43 +17,16 @@ fn photo() -> &'static str {
     P.get_or_init(in_img).to_str().unwrap()
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// The command running the binary at `exe` (through `KDSR_TEST_RUNNER` if set), in `cwd`,
 /// without `KDSR_MODEL`.
 fn command_at(exe: &Path, cwd: &Path) -> Command {
-    let mut c = match std::env::var("KDSR_TEST_RUNNER") {
-        Ok(r) if !r.trim().is_empty() => {
-            let mut parts = r.split_whitespace();
-            let mut c = Command::new(parts.next().unwrap());
-            c.args(parts).arg(exe);
-            c
-        }
-        _ => Command::new(exe),
-    };
+    let mut c = command_for(exe);
     c.current_dir(cwd).env_remove("KDSR_MODEL");
     c
 }
 
-fn run(mut c: Command, args: &[&str]) -> Output {
-    let out = c.args(args).output().unwrap();
-    eprintln!(
-        "kdsr-edge {}\n  exit {:?}\n  stderr: {}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+fn run(c: Command, args: &[&str]) -> Output {
+    run_with(c, args, None)
 }
 
 /// A copy of the `kdsr-edge` binary in a folder outside the repository (the system temp dir),

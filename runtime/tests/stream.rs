@@ -7,29 +7,16 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{edge, edge_command, edge_in, in_planar, models, scratch};
+use common::{code, edge, edge_command, edge_in, in_planar, models, s, scratch, stderr};
 use kdsr_core::Planar;
 use kdsr_core::idr::Idr;
 use kdsr_runtime::{Options, Upscaler};
 
 const W: usize = 40;
 const H: usize = 32;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().unwrap()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// `n` different H×W RGB frames: crops of the test photo at shifting offsets.
 fn frames(n: usize) -> Vec<Planar> {

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use kdsr_runtime::{Options, Upscaler, models};
+use kdsr_runtime::{Idr, Options, Upscaler, models};
 use serde_json::json;
 
 use crate::cli::{Cli, Command, Failure, ModelArgs, ScaleArg};
@@ -86,6 +86,24 @@ pub fn load_model_with(
         || format!("model loaded: {} {:?}", up.info().preset, up.info().kind),
     );
     Ok(up)
+}
+
+/// The IDR of `--idr FILE` (`None` without it), labelled with its path and checked against the
+/// model ([`Upscaler::accept_idr`]: split models only, same weights, sane values).
+pub fn given_idr(path: Option<&std::path::Path>, up: &Upscaler) -> anyhow::Result<Option<Idr>> {
+    let Some(p) = path else {
+        return Ok(None);
+    };
+    let idr = Idr::load(p).map_err(|e| kdsr_runtime::Error::ModelData {
+        path: p.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let idr = Idr {
+        source: p.display().to_string(),
+        ..idr
+    };
+    up.accept_idr(&idr)?;
+    Ok(Some(idr))
 }
 
 /// Refuses `-s` values other than the model's scale, with the reason.

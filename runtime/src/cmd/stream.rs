@@ -28,7 +28,7 @@ use kdsr_runtime::{Error, Idr, ModelKind, Options, Planar};
 use serde_json::json;
 
 use crate::cli::{Failure, PixFmt, StreamArgs, code};
-use crate::cmd::{Reporter, check_scale, load_model_with};
+use crate::cmd::{Reporter, check_scale, given_idr, load_model_with};
 
 /// One decoded frame.
 struct Frame {
@@ -243,21 +243,7 @@ pub fn run(a: StreamArgs) -> anyhow::Result<u8> {
     let up = load_model_with(&a.model, options, &frame_rep)?;
     check_scale(&a.scale, &up)?;
     let split = up.info().kind == ModelKind::Split;
-    let given_idr = match &a.idr {
-        Some(p) => {
-            let idr = Idr::load(p).map_err(|e| Error::ModelData {
-                path: p.clone(),
-                message: e.to_string(),
-            })?;
-            let idr = Idr {
-                source: p.display().to_string(),
-                ..idr
-            };
-            up.accept_idr(&idr)?;
-            Some(idr)
-        }
-        None => None,
-    };
+    let given_idr = given_idr(a.idr.as_deref(), &up)?;
     if !split && (a.idr_every > 0 || a.scene_change.is_some()) {
         return Err(Failure::usage(format!(
             "--idr-every and --scene-change re-estimate the IDR, which needs a split model; \

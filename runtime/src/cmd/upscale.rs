@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::{Failure, UpscaleArgs, class_code, class_of, code};
-use crate::cmd::{Reporter, check_scale, list_images, load_model_with, peak_rss_mib};
+use crate::cmd::{Reporter, check_scale, given_idr, list_images, load_model_with, peak_rss_mib};
 
 /// Largest stdin input read (bytes).
 const MAX_STDIN_BYTES: u64 = 1 << 30;
@@ -203,21 +203,7 @@ pub fn run(a: UpscaleArgs) -> anyhow::Result<u8> {
         ))
         .into());
     }
-    let given_idr = match &a.idr {
-        Some(p) => {
-            let idr = Idr::load(p).map_err(|e| kdsr_runtime::Error::ModelData {
-                path: p.clone(),
-                message: e.to_string(),
-            })?;
-            let idr = Idr {
-                source: p.display().to_string(),
-                ..idr
-            };
-            up.accept_idr(&idr)?;
-            Some(idr)
-        }
-        None => None,
-    };
+    let given_idr = given_idr(a.idr.as_deref(), &up)?;
 
     let inputs: HashSet<PathBuf> = sources
         .iter()
