@@ -47,12 +47,17 @@ pub fn workspace_root() -> PathBuf {
         .map_or_else(|| PathBuf::from(".."), Path::to_path_buf)
 }
 
-/// The model prefix: `KDSR_BENCH_MODEL`, else the shipped `models/edge/student-edge`.
+/// The model prefix: `KDSR_BENCH_MODEL`, else the default model
+/// ([`kdsr_runtime::models::DEFAULT_MODEL`]) in the workspace's `models/`.
 /// `PREFIX-ide.onnx` + `PREFIX-sr.onnx` (split), `PREFIX.onnx` (dynamic) and `PREFIX.safetensors`
 /// with its `PREFIX.json` (to export the folded graph) must exist.
 pub fn model_prefix() -> PathBuf {
     std::env::var_os("KDSR_BENCH_MODEL").map_or_else(
-        || workspace_root().join("models/edge/student-edge"),
+        || {
+            workspace_root()
+                .join("models")
+                .join(kdsr_runtime::models::DEFAULT_MODEL)
+        },
         PathBuf::from,
     )
 }

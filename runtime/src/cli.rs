@@ -104,6 +104,11 @@ pub enum Command {
     /// Upscale an image, a folder of images, or stdin.
     #[command(after_help = EXIT_CODES)]
     Upscale(UpscaleArgs),
+    /// Upscale a video stream frame by frame: YUV4MPEG2 (ffmpeg -f yuv4mpegpipe) or raw
+    /// I420/RGB24 frames (--size WxH) from stdin or a file, x4 frames in the same format out,
+    /// with one IDR per stream (estimated from the first frames or given).
+    #[command(after_help = STREAM_HELP)]
+    Stream(StreamArgs),
     /// Estimate an image's degradation (IDR) and name the nearest known degradation.
     #[command(after_help = EXIT_CODES)]
     InspectDegradation(InspectArgs),
@@ -148,20 +153,57 @@ impl From<KnobArg> for kdsr_runtime::DirectSpatial {
 #[derive(Debug, Args, Clone)]
 pub struct ModelArgs {
     /// Model: split prefix (PREFIX-ide.onnx + PREFIX-sr.onnx), one .onnx file (dynamic or
-    /// folded), or a folder holding one model. The default is the shipped edge student's split
-    /// pair, relative to the repository root.
-    #[arg(
-        short = 'm',
-        long = "model",
-        default_value = "models/edge/student-edge"
-    )]
-    pub model: PathBuf,
-    /// Threads for tract (0 = all cores; more than the cores is capped at the cores).
-    #[arg(long, default_value_t = 0)]
+    /// folded), or a folder holding one model. Default: the shipped model (edge/student-edge),
+    /// searched for in order: $KDSR_MODEL, beside the executable, EXE_DIR/../share/kdsr/models,
+    /// the repository's models/ above the executable, then the copy built into the binary.
+    #[arg(short = 'm', long = "model")]
+    pub model: Option<PathBuf>,
+    /// A model by name, searched for like the default (not in $KDSR_MODEL), e.g.
+    /// `student-edge-int8` (realesrgan-ncnn-vulkan's -n).
+    #[arg(short = 'n', long = "model-name", conflicts_with = "model")]
+    pub name: Option<String>,
+    /// Threads for tract (0 = all cores; more than the cores is capped at the cores). Also
+    /// accepts realesrgan-ncnn-vulkan's `-j load:proc:save`, whose `proc` count is used.
+    #[arg(short = 'j', long, default_value = "0", value_parser = parse_threads)]
     pub threads: usize,
     /// tract's direct spatial convolution.
     #[arg(long, value_enum, default_value_t = KnobArg::Auto)]
     pub direct_spatial: KnobArg,
+}
+
+/// `--threads N`, or realesrgan-ncnn-vulkan's `-j load:proc:save` (the `proc` count).
+fn parse_threads(s: &str) -> Result<usize, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let n = match parts.as_slice() {
+        [n] => n,
+        [_, proc_, _] => proc_,
+        _ => {
+            return Err(format!(
+                "`{s}`: expected a thread count N or load:proc:save"
+            ));
+        }
+    };
+    n.trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a thread count N or load:proc:save"))
+}
+
+/// `-s`/`--scale`: the upscaling factor; the model decides it, so only its own is accepted.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct ScaleArg {
+    /// Upscaling factor (realesrgan-ncnn-vulkan's -s). The model fixes it: KDSR graphs here are
+    /// x4, so 4 is accepted and other factors are refused.
+    #[arg(short = 's', long = "scale")]
+    pub scale: Option<u32>,
+}
+
+/// `--progress`: progress lines on stderr.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct ProgressArg {
+    /// Progress as lines on stderr (JSON lines with --json), from the model loading on: works
+    /// without a terminal (pipes, logs, systemd). On a terminal a bar is shown anyway.
+    #[arg(long)]
+    pub progress: bool,
 }
 
 /// Output formats selectable with `--format`.
@@ -208,14 +250,20 @@ pub struct UpscaleArgs {
     /// Model and runtime options.
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Upscaling factor (-s 4).
+    #[command(flatten)]
+    pub scale: ScaleArg,
+    /// Progress lines.
+    #[command(flatten)]
+    pub progress: ProgressArg,
     /// Output format (default: the output file's extension; for folders the input's format
     /// where it can be written, else PNG).
-    #[arg(long, value_enum)]
+    #[arg(short = 'f', long, value_enum)]
     pub format: Option<FormatArg>,
-    /// LR tile (window) side in pixels, context included (default: sized from --mem-budget).
-    /// At least 3 × the model's receptive radius (63 for student-edge), so that each window
-    /// keeps a core as wide as its context.
-    #[arg(long)]
+    /// LR tile (window) side in pixels, context included (default, or 0: sized from
+    /// --mem-budget). At least 3 × the model's receptive radius (63 for student-edge), so that
+    /// each window keeps a core as wide as its context.
+    #[arg(short = 't', long)]
     pub tile: Option<usize>,
     /// Memory budget per image in MiB (input, output and network working set).
     #[arg(long = "mem-budget", default_value_t = 512)]
@@ -311,7 +359,8 @@ pub enum BenchKnob {
 /// `kdsr-edge bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Models to time (repeat -m); default `models/edge/student-edge`.
+    /// Models to time (repeat -m); default: the default model's files, searched for as
+    /// `upscale` searches (the built-in copy does not count).
     #[arg(short = 'm', long = "model")]
     pub models: Vec<PathBuf>,
     /// LR size, HxW.
@@ -366,4 +415,84 @@ pub struct EvalArgs {
     /// Output prefix: writes PREFIX.md and PREFIX.json.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+const STREAM_HELP: &str = "\
+Examples:
+  ffmpeg -i in.mp4 -f yuv4mpegpipe -pix_fmt yuv420p - | kdsr-edge stream | ffmpeg -i - out.mp4
+  rpicam-vid -t 0 --codec yuv420 --width 320 --height 240 -o - \\
+    | kdsr-edge stream --size 320x240 > out.yuv
+Colour: BT.601, limited range unless the y4m header says XCOLORRANGE=FULL (--full-range for raw).
+Exit codes: 0 success (also when the reader of the output goes away: the stream stops cleanly),
+2 usage, 3 bad input (bad header, truncated last frame; the complete frames are written first),
+4 model or IDR, 5 output.";
+
+/// Raw pixel formats of `stream --size`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PixFmt {
+    /// Planar Y, U, V at 4:2:0 (rpicam-vid --codec yuv420, GStreamer I420, ffmpeg yuv420p).
+    I420,
+    /// Interleaved 8-bit RGB (ffmpeg rgb24, GStreamer RGB).
+    Rgb24,
+}
+
+/// `kdsr-edge stream`.
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// Input: a file or `-` (stdin).
+    #[arg(short = 'i', long = "input", default_value = "-")]
+    pub input: PathBuf,
+    /// Output: a file (written to a temporary file and renamed when the stream ends) or `-`
+    /// (stdout).
+    #[arg(short = 'o', long = "output", default_value = "-")]
+    pub output: PathBuf,
+    /// Raw frames of this size, WxH, instead of YUV4MPEG2 (whose header gives the size).
+    #[arg(long)]
+    pub size: Option<String>,
+    /// Pixel format of raw frames (with --size).
+    #[arg(long = "pix-fmt", value_enum, default_value_t = PixFmt::I420, requires = "size")]
+    pub pix_fmt: PixFmt,
+    /// Raw I420 frames are full range (0-255) rather than BT.601 limited range (16-235).
+    #[arg(long = "full-range", requires = "size")]
+    pub full_range: bool,
+    /// Model and runtime options.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Upscaling factor (-s 4).
+    #[command(flatten)]
+    pub scale: ScaleArg,
+    /// Progress lines.
+    #[command(flatten)]
+    pub progress: ProgressArg,
+    /// Use this IDR (.idr from `calibrate`) for every frame instead of estimating one.
+    #[arg(long, conflicts_with = "idr_frames")]
+    pub idr: Option<PathBuf>,
+    /// Estimate the IDR as the mean of the per-frame IDRs of this many frames (the first ones,
+    /// and those from each re-estimation on). At most 64.
+    #[arg(long = "idr-frames", default_value_t = 3,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub idr_frames: u16,
+    /// Re-estimate the IDR every K frames (0 = never).
+    #[arg(long = "idr-every", default_value_t = 0)]
+    pub idr_every: usize,
+    /// Re-estimate the IDR when a frame differs from the previous one by more than this mean
+    /// absolute difference (0-1 in RGB units, sampled; e.g. 0.15 for a cut).
+    #[arg(long = "scene-change")]
+    pub scene_change: Option<f32>,
+    /// LR tile (window) side (default, or 0: sized from --mem-budget).
+    #[arg(short = 't', long)]
+    pub tile: Option<usize>,
+    /// Memory budget per frame in MiB.
+    #[arg(long = "mem-budget", default_value_t = 512)]
+    pub mem_budget: usize,
+    /// Largest frame in pixels (width x height).
+    #[arg(long = "max-pixels", default_value_t = kdsr_runtime::io::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// Events (IDR estimates, the end report; with --progress every frame) as JSON lines on
+    /// stderr (stdout carries the video).
+    #[arg(long)]
+    pub json: bool,
+    /// Only errors on stderr.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }

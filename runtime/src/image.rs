@@ -124,7 +124,8 @@ impl Upscaler {
     /// Upscales a [`LoadedImage`] (colour planes + optional alpha) into an image of its bit depth
     /// and colour kind. `idr`: a given IDR (split models; checked with
     /// [`Upscaler::accept_idr`]), or `None` to estimate one (split) / use the built-in one
-    /// (folded) / run whole (dynamic). `progress(done, total)` is called after every tile.
+    /// (folded) / run whole (dynamic). `progress(done, total)` is called with `done` 0 once the IDR
+    /// is ready (before the first tile), then after every tile.
     pub fn upscale_loaded(
         &self,
         img: &LoadedImage,
@@ -149,6 +150,7 @@ impl Upscaler {
             None => None,
         };
         let d = idr.map(|i| i.d.as_slice());
+        progress(0, grid.len());
         let alpha = img
             .alpha
             .as_ref()

@@ -20,6 +20,8 @@
 //! - [`image`]: whole images (gray, alpha, 16-bit) in and out.
 //! - [`io`]: guarded image decoding, EXIF orientation, ICC/EXIF pass-through, atomic writes.
 //! - [`bank`]: the degradation bank that names an IDR's nearest known degradation.
+//! - [`models`]: the default model, where it is searched for, and its built-in copy.
+//! - [`video`]: y4m and raw I420/RGB24 frames and their BT.601 colour conversion (`stream`).
 //! - [`graph`]: one ONNX graph, its `kdsr.*` metadata and its per-size optimized plans.
 
 pub mod bank;
@@ -28,8 +30,10 @@ pub mod graph;
 pub mod image;
 pub mod io;
 pub mod memory;
+pub mod models;
 pub mod tiling;
 pub mod upscaler;
+pub mod video;
 
 pub use error::{Error, ErrorClass, Result};
 pub use graph::{GraphKind, GraphMeta};

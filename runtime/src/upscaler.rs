@@ -12,6 +12,7 @@ use tract_linalg::multithread::Executor;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, GraphKind, GraphMeta, PlanSettings};
 use crate::memory;
+use crate::models::{Located, locate, suffixed};
 use crate::tiling::{TileGrid, receptive_radius};
 
 /// Which graphs a model consists of.
@@ -172,16 +173,7 @@ impl Upscaler {
     /// Errors name the file: [`Error::Model`].
     pub fn load(path: impl AsRef<Path>, options: Options) -> Result<Self> {
         let path = path.as_ref();
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let threads = if options.threads == 0 {
-            cores
-        } else {
-            options.threads.min(cores)
-        };
-        let settings = Arc::new(PlanSettings {
-            executor: (threads > 1).then(|| Executor::multithread(threads)),
-            direct_spatial: options.direct_spatial,
-        });
+        let settings = plan_settings(&options);
         let located = locate(path)?;
         let (ide, sr, kind, bank_path) = match located {
             Located::Split(prefix) => {
@@ -189,10 +181,8 @@ impl Upscaler {
                 let sr_path = suffixed(&prefix, "-sr.onnx");
                 let ide = Graph::load(&ide_path, settings.clone())?;
                 let sr = Graph::load(&sr_path, settings)?;
-                expect_kind(&ide.meta, GraphKind::Ide)?;
-                expect_kind(&sr.meta, GraphKind::Sr)?;
-                check_pair(&ide.meta, &sr.meta)?;
-                (Some(ide), sr, ModelKind::Split, suffixed(&prefix, ".bank"))
+                let (ide, sr) = checked_pair(ide, sr)?;
+                (ide, sr, ModelKind::Split, suffixed(&prefix, ".bank"))
             }
             Located::Single(file) => {
                 let g = Graph::load(&file, settings)?;
@@ -213,6 +203,53 @@ impl Upscaler {
                 (None, g, kind, file.with_extension("bank"))
             }
         };
+        Self::from_graphs(ide, sr, kind, bank_path, options, None)
+    }
+
+    /// Loads a split pair from the bytes of its two ONNX files (e.g. a model built into the
+    /// binary, [`crate::models::EMBEDDED`]); `label` names it in errors and in
+    /// [`ModelInfo::files`] (`LABEL-ide.onnx`, `LABEL-sr.onnx`). Checked as [`Upscaler::load`]
+    /// checks files.
+    pub fn load_split_bytes(ide: &[u8], sr: &[u8], label: &str, options: Options) -> Result<Self> {
+        let settings = plan_settings(&options);
+        let prefix = PathBuf::from(label);
+        let ide_g = Graph::from_bytes(ide, &suffixed(&prefix, "-ide.onnx"), settings.clone())?;
+        let sr_g = Graph::from_bytes(sr, &suffixed(&prefix, "-sr.onnx"), settings)?;
+        let (ide_g, sr_g) = checked_pair(ide_g, sr_g)?;
+        let bytes = (ide.len() + sr.len()) as u64;
+        Self::from_graphs(
+            ide_g,
+            sr_g,
+            ModelKind::Split,
+            suffixed(&prefix, ".bank"),
+            options,
+            Some(bytes),
+        )
+    }
+
+    /// The model of `found` ([`crate::models::resolve`]): a path or the built-in copy.
+    pub fn load_found(found: &crate::models::Found, options: Options) -> Result<Self> {
+        use crate::models::{DEFAULT_MODEL, EMBEDDED, Found, embedded_label};
+        match (found, EMBEDDED) {
+            (Found::Path(p), _) => Self::load(p, options),
+            (Found::Embedded, Some((ide, sr))) => {
+                Self::load_split_bytes(ide, sr, &embedded_label(DEFAULT_MODEL), options)
+            }
+            (Found::Embedded, None) => Err(Error::model(
+                Path::new(DEFAULT_MODEL),
+                "this binary was built without the `embed-default-model` feature",
+            )),
+        }
+    }
+
+    fn from_graphs(
+        ide: Option<Graph>,
+        sr: Graph,
+        kind: ModelKind,
+        bank_path: PathBuf,
+        options: Options,
+        model_bytes: Option<u64>,
+    ) -> Result<Self> {
         let m = &sr.meta;
         let n_blocks = match m.n_blocks {
             Some(n) => n,
@@ -241,12 +278,13 @@ impl Upscaler {
             receptive_radius: receptive_radius(n_blocks, m.scale),
             bank_path,
         };
-        let model_bytes = info
-            .files
-            .iter()
-            .filter_map(|f| std::fs::metadata(f).ok())
-            .map(|m| m.len())
-            .sum();
+        let model_bytes = model_bytes.unwrap_or_else(|| {
+            info.files
+                .iter()
+                .filter_map(|f| std::fs::metadata(f).ok())
+                .map(|m| m.len())
+                .sum()
+        });
         Ok(Self {
             info,
             ide,
@@ -695,92 +733,26 @@ pub fn ide_crop(h: usize, w: usize, max_px: usize) -> (usize, usize) {
     }
 }
 
-enum Located {
-    Split(PathBuf),
-    Single(PathBuf),
+/// tract's plan settings for `options`: the thread count capped at the cores, the knob.
+fn plan_settings(options: &Options) -> Arc<PlanSettings> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = if options.threads == 0 {
+        cores
+    } else {
+        options.threads.min(cores)
+    };
+    Arc::new(PlanSettings {
+        executor: (threads > 1).then(|| Executor::multithread(threads)),
+        direct_spatial: options.direct_spatial,
+    })
 }
 
-fn suffixed(prefix: &Path, suffix: &str) -> PathBuf {
-    let mut s = prefix.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-fn strip_suffix(path: &Path, suffix: &str) -> Option<PathBuf> {
-    path.to_str()
-        .and_then(|s| s.strip_suffix(suffix))
-        .map(PathBuf::from)
-}
-
-fn locate(path: &Path) -> Result<Located> {
-    if path.is_dir() {
-        return locate_in_dir(path);
-    }
-    if path.is_file() {
-        for suffix in ["-ide.onnx", "-sr.onnx"] {
-            if let Some(prefix) = strip_suffix(path, suffix) {
-                return Ok(Located::Split(prefix));
-            }
-        }
-        return Ok(Located::Single(path.to_path_buf()));
-    }
-    let (ide, sr) = (suffixed(path, "-ide.onnx"), suffixed(path, "-sr.onnx"));
-    if ide.is_file() || sr.is_file() {
-        return Ok(Located::Split(path.to_path_buf()));
-    }
-    let single = suffixed(path, ".onnx");
-    if single.is_file() {
-        return Ok(Located::Single(single));
-    }
-    Err(Error::model(
-        path,
-        format!(
-            "no model here: looked for the file, the split pair {} + {}, and {}",
-            ide.display(),
-            sr.display(),
-            single.display()
-        ),
-    ))
-}
-
-fn locate_in_dir(dir: &Path) -> Result<Located> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| Error::model(dir, format!("cannot list the folder: {e}")))?;
-    let mut names: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "onnx") && p.is_file())
-        .collect();
-    names.sort();
-    let pairs: Vec<PathBuf> = names
-        .iter()
-        .filter_map(|p| strip_suffix(p, "-ide.onnx"))
-        .filter(|prefix| suffixed(prefix, "-sr.onnx").is_file())
-        .collect();
-    let singles: Vec<&PathBuf> = names
-        .iter()
-        .filter(|p| strip_suffix(p, "-ide.onnx").is_none() && strip_suffix(p, "-sr.onnx").is_none())
-        .collect();
-    match (pairs.as_slice(), singles.as_slice()) {
-        ([prefix], _) => Ok(Located::Split(prefix.clone())),
-        ([], [single]) => Ok(Located::Single((*single).clone())),
-        ([], []) => Err(Error::model(
-            dir,
-            "no model in this folder (no PREFIX-ide.onnx + PREFIX-sr.onnx pair and no .onnx \
-             file); export one with `converter export`, or pass -m FILE",
-        )),
-        _ => Err(Error::model(
-            dir,
-            format!(
-                "several models in this folder ({}); pass one with -m",
-                pairs
-                    .iter()
-                    .map(|p| format!("{} (split)", p.display()))
-                    .chain(singles.iter().map(|p| p.display().to_string()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )),
-    }
+/// The IDE and SR graphs of a split pair, checked against their roles and each other.
+fn checked_pair(ide: Graph, sr: Graph) -> Result<(Option<Graph>, Graph)> {
+    expect_kind(&ide.meta, GraphKind::Ide)?;
+    expect_kind(&sr.meta, GraphKind::Sr)?;
+    check_pair(&ide.meta, &sr.meta)?;
+    Ok((Some(ide), sr))
 }
 
 fn expect_kind(meta: &GraphMeta, kind: GraphKind) -> Result<()> {

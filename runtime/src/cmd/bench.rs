@@ -1,7 +1,6 @@
 //! `kdsr-edge bench`: latency of each graph of one or more models at one LR size, with tract's
 //! direct spatial convolution on and off.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use kdsr_runtime::tiling::TileGrid;
@@ -67,7 +66,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
     let (h, w) = parse_size(&a.size)
         .ok_or_else(|| Failure::usage(format!("--size {}: expected HxW, e.g. 180x320", a.size)))?;
     let models = if a.models.is_empty() {
-        vec![PathBuf::from("models/edge/student-edge")]
+        vec![kdsr_runtime::models::find_files(None, None)?]
     } else {
         a.models.clone()
     };

@@ -25,7 +25,9 @@ pub fn run(a: EvalArgs) -> anyhow::Result<u8> {
     let label = format!("{} {} {:?}", info.preset, info.precision, info.kind).to_lowercase();
     let mut md = format!(
         "# Evaluation of `{}` ({label}, x{})\n\nCommand: `kdsr-edge {}`\n\n",
-        a.model.model.display(),
+        info.files
+            .first()
+            .map_or_else(String::new, |f| f.display().to_string()),
         info.scale,
         std::env::args().skip(1).collect::<Vec<_>>().join(" ")
     );

@@ -48,10 +48,17 @@ pub fn run(a: MakeBankArgs) -> anyhow::Result<u8> {
             )?
         });
     }
-    let out = a
-        .output
-        .clone()
-        .unwrap_or_else(|| up.info().bank_path.clone());
+    let out = match &a.output {
+        Some(o) => o.clone(),
+        None if up.info().bank_path.starts_with("<built-in") => {
+            return Err(Failure::usage(
+                "the model is the copy built into the binary, which has no folder to put its \
+                 bank in; give -o FILE.bank",
+            )
+            .into());
+        }
+        None => up.info().bank_path.clone(),
+    };
     let bar = progress_bar((sigmas.len() * noise.len()) as u64, !a.quiet, "entries");
     let bank = build_bank(
         &up,

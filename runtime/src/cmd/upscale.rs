@@ -14,9 +14,10 @@ use kdsr_runtime::io::{
 use kdsr_runtime::upscaler::ide_crop;
 use kdsr_runtime::{ErrorClass, Idr, ModelInfo, ModelKind, Options, Upscaler};
 use serde::Serialize;
+use serde_json::json;
 
 use crate::cli::{Failure, UpscaleArgs, class_code, class_of, code};
-use crate::cmd::{list_images, load_model, peak_rss_mib, progress_bar};
+use crate::cmd::{Reporter, check_scale, given_idr, list_images, load_model_with, peak_rss_mib};
 
 /// Largest stdin input read (bytes).
 const MAX_STDIN_BYTES: u64 = 1 << 30;
@@ -94,12 +95,11 @@ pub fn run(a: UpscaleArgs) -> anyhow::Result<u8> {
     if a.mem_budget == 0 {
         return Err(Failure::usage("--mem-budget must be at least 1 (MiB)").into());
     }
-    if a.tile == Some(0) {
-        return Err(Failure::usage("--tile must be at least 1").into());
-    }
     if a.max_pixels == 0 {
         return Err(Failure::usage("--max-pixels must be at least 1").into());
     }
+    // realesrgan-ncnn-vulkan's `-t 0` means automatic, as leaving --tile out does here.
+    let tile = a.tile.filter(|&t| t > 0);
     let forced_format: Option<OutFormat> = a.format.map(Into::into);
     let (sources, dest): (Vec<Source>, Dest) = if is_dash(&a.input) {
         (vec![Source::Stdin], single_dest(&a.output)?)
@@ -177,22 +177,20 @@ pub fn run(a: UpscaleArgs) -> anyhow::Result<u8> {
         && forced_format.is_none()
         && OutFormat::from_path(p).is_none()
     {
-        return Err(Failure::usage(format!(
-            "cannot tell the output format of {}: give it an extension (.png, .jpg, .webp, \
-             .tif, .pam) or --format",
-            p.display()
-        ))
-        .into());
+        return Err(Failure::usage(unknown_output_format(p)).into());
     }
 
     let options = Options {
-        tile: a.tile,
+        tile,
         mem_budget_mib: a.mem_budget,
         ..Options::default()
     };
-    let up = load_model(&a.model, options)?;
+    let show = !a.quiet && !a.json;
+    let rep = Reporter::new(a.progress.progress, a.json, show);
+    let up = load_model_with(&a.model, options, &rep)?;
+    check_scale(&a.scale, &up)?;
     let min_window = min_window(&up);
-    if let Some(t) = a.tile
+    if let Some(t) = tile
         && t < min_window
     {
         return Err(Failure::usage(format!(
@@ -205,21 +203,7 @@ pub fn run(a: UpscaleArgs) -> anyhow::Result<u8> {
         ))
         .into());
     }
-    let given_idr = match &a.idr {
-        Some(p) => {
-            let idr = Idr::load(p).map_err(|e| kdsr_runtime::Error::ModelData {
-                path: p.clone(),
-                message: e.to_string(),
-            })?;
-            let idr = Idr {
-                source: p.display().to_string(),
-                ..idr
-            };
-            up.accept_idr(&idr)?;
-            Some(idr)
-        }
-        None => None,
-    };
+    let given_idr = given_idr(a.idr.as_deref(), &up)?;
 
     let inputs: HashSet<PathBuf> = sources
         .iter()
@@ -228,9 +212,12 @@ pub fn run(a: UpscaleArgs) -> anyhow::Result<u8> {
             Source::Stdin => None,
         })
         .collect();
-    let show = !a.quiet && !a.json;
     let folder = sources.len() > 1 || matches!(dest, Dest::Dir(_)) && a.input.is_dir();
-    let bar = progress_bar(sources.len() as u64, show && folder, "images");
+    let bar = if folder {
+        rep.bar(sources.len() as u64, "images")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let ctx = Ctx {
         up: &up,
         idr: given_idr.as_ref(),
@@ -245,13 +232,19 @@ pub fn run(a: UpscaleArgs) -> anyhow::Result<u8> {
         },
         forced_format,
         inputs,
-        show_tiles: show && !folder,
+        show_tiles: !folder,
+        rep: &rep,
     };
     let mut produced: HashSet<PathBuf> = HashSet::new();
     let mut files = Vec::new();
     let mut failed = Vec::new();
-    for src in &sources {
+    for (i, src) in sources.iter().enumerate() {
         bar.set_message(src.label());
+        rep.event(
+            "image",
+            json!({"input": src.label(), "index": i + 1, "total": sources.len()}),
+            || format!("image {}/{}: {}", i + 1, sources.len(), src.label()),
+        );
         match ctx.one(src, &dest, &mut produced) {
             Ok(rep) => {
                 if show {
@@ -283,7 +276,7 @@ pub fn run(a: UpscaleArgs) -> anyhow::Result<u8> {
             }
             Err(e) => {
                 let class = class_of(&e);
-                bar.suspend(|| eprintln!("kdsr-edge: error: {}: {e:#}", src.label()));
+                bar.suspend(|| eprintln!("kdsr-edge: error: {}", with_label(&src.label(), &e)));
                 failed.push(FailReport {
                     input: src.label(),
                     class,
@@ -303,7 +296,8 @@ pub fn run(a: UpscaleArgs) -> anyhow::Result<u8> {
             sources.len()
         );
         for f in &failed {
-            eprintln!("  {} ({}): {}", f.input, f.exit_code, f.error);
+            let error = f.error.replace(&format!("input {}: ", f.input), "");
+            eprintln!("  {} (exit {}): {error}", f.input, f.exit_code);
         }
     }
     if a.json {
@@ -316,6 +310,32 @@ pub fn run(a: UpscaleArgs) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }
     Ok(exit)
+}
+
+/// The message for an output path whose extension names no format kdsr-edge writes.
+fn unknown_output_format(p: &Path) -> String {
+    const KNOWN: &str = ".png, .jpg/.jpeg, .webp, .tif/.tiff or .pam";
+    match p.extension() {
+        Some(ext) => format!(
+            "{}: `.{}` is not a format kdsr-edge writes; use {KNOWN}, or --format",
+            p.display(),
+            ext.to_string_lossy()
+        ),
+        None => format!(
+            "{}: no extension to tell the output format by; add one ({KNOWN}) or give --format",
+            p.display()
+        ),
+    }
+}
+
+/// `label: error`, unless the error already names `label` (most do: "input FILE: …").
+pub fn with_label(label: &str, e: &anyhow::Error) -> String {
+    let msg = format!("{e:#}");
+    if msg.contains(label) {
+        msg
+    } else {
+        format!("{label}: {msg}")
+    }
 }
 
 /// The smallest window side worth tiling with: a core at least as wide as the receptive radius
@@ -355,6 +375,7 @@ struct Ctx<'a> {
     forced_format: Option<OutFormat>,
     inputs: HashSet<PathBuf>,
     show_tiles: bool,
+    rep: &'a Reporter,
 }
 
 impl Ctx<'_> {
@@ -486,13 +507,30 @@ impl Ctx<'_> {
         };
         let mut tiles = 1;
         let bar = std::cell::RefCell::new(None::<indicatif::ProgressBar>);
+        let label = src.label();
+        self.rep.event(
+            "decoded",
+            json!({"input": label, "width": w, "height": h, "idr": idr_desc}),
+            || format!("{label}: {w}x{h} decoded; IDR {idr_desc}"),
+        );
         let out = self.up.upscale_loaded(li, self.idr, &mut |done, total| {
             tiles = total;
             if self.show_tiles && total > 1 {
                 let mut b = bar.borrow_mut();
-                let pb = b.get_or_insert_with(|| super::progress_bar(total as u64, true, "tiles"));
+                let pb = b.get_or_insert_with(|| self.rep.bar(total as u64, "tiles"));
                 pb.set_position(done as u64);
             }
+            self.rep.event(
+                "tile",
+                json!({"input": label, "done": done, "total": total}),
+                || {
+                    if done == 0 {
+                        format!("{label}: IDR ready, {total} tile(s) to run")
+                    } else {
+                        format!("{label}: tile {done}/{total}")
+                    }
+                },
+            );
         })?;
         if let Some(pb) = bar.borrow_mut().take() {
             pb.finish_and_clear();

@@ -144,7 +144,11 @@ pub fn edge(args: &[&str]) -> Output {
 /// (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`, set by `scripts/test-arm.sh`: under qemu-user
 /// a test cannot exec a foreign binary unless binfmt_misc is registered).
 pub fn edge_command() -> Command {
-    let bin = env!("CARGO_BIN_EXE_kdsr-edge");
+    command_for(Path::new(env!("CARGO_BIN_EXE_kdsr-edge")))
+}
+
+/// [`edge_command`] for a `kdsr-edge` binary at `bin` (e.g. a copy outside the repository).
+pub fn command_for(bin: &Path) -> Command {
     match std::env::var("KDSR_TEST_RUNNER") {
         Ok(r) if !r.trim().is_empty() => {
             let mut parts = r.split_whitespace();
@@ -158,8 +162,13 @@ pub fn edge_command() -> Command {
 
 /// Runs `kdsr-edge` with `args` and `stdin` bytes.
 pub fn edge_in(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    run_with(edge_command(), args, stdin)
+}
+
+/// Runs `cmd` (a `kdsr-edge` command, [`command_for`]) with `args` and `stdin` bytes, printing
+/// the command line, exit code and stderr.
+pub fn run_with(mut cmd: Command, args: &[&str], stdin: Option<&[u8]>) -> Output {
     use std::io::Write;
-    let mut cmd = edge_command();
     cmd.args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -191,4 +200,19 @@ pub fn listing(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// A path as `&str` (test paths are UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The exit code of a finished `kdsr-edge`.
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap()
+}
+
+/// The stderr of a finished `kdsr-edge` as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

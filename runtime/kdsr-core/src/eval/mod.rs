@@ -407,8 +407,11 @@ pub struct Protocol {
     /// Metric implementation: `kdsr-official` or `basicsr`.
     #[cfg_attr(feature = "clap", arg(long, default_value = "kdsr-official"))]
     pub metric: MetricVariant,
-    /// At most this many images per folder.
-    #[cfg_attr(feature = "clap", arg(long, default_value_t = usize::MAX))]
+    /// At most this many images per folder (default: all).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value_t = usize::MAX, hide_default_value = true)
+    )]
     pub max_images: usize,
     /// Seed of the noise draws.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
