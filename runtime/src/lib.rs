@@ -21,6 +21,8 @@
 //! - [`io`]: guarded image decoding, EXIF orientation, ICC/EXIF pass-through, atomic writes.
 //! - [`bank`]: the degradation bank that names an IDR's nearest known degradation.
 //! - [`graph`]: one ONNX graph, its `kdsr.*` metadata and its per-size optimized plans.
+//! - [`profile`]: per-node time of a graph's optimized plan.
+//! - [`ops`]: kdsr-edge's own tract operators and the rewrite that substitutes them.
 
 pub mod bank;
 pub mod error;
@@ -28,6 +30,8 @@ pub mod graph;
 pub mod image;
 pub mod io;
 pub mod memory;
+pub mod ops;
+pub mod profile;
 pub mod tiling;
 pub mod upscaler;
 
