@@ -350,6 +350,8 @@ pub struct CalibrateArgs {
 pub enum BenchKnob {
     /// Both, for comparison.
     Both,
+    /// The measured default per graph kind, as `upscale` runs it (`--direct-spatial auto`).
+    Auto,
     /// Direct spatial convolution on.
     On,
     /// Direct spatial convolution off.
@@ -375,6 +377,14 @@ pub struct BenchArgs {
     /// `TRACT_DISABLE_DIRECT_SPATIAL` settings to time.
     #[arg(long, value_enum, default_value_t = BenchKnob::Both)]
     pub direct_spatial: BenchKnob,
+    /// Split models: time the SR graph only (given the IDR estimated once), not the IDE.
+    #[arg(long)]
+    pub no_ide: bool,
+    /// Write the input (`lr.f32`, `[1, 3, H, W]`), for split models its `D` (`d.f32`, `[1, C]`),
+    /// and the output of the first setting timed (`sr.f32`, `[1, 3, sH, sW]`) to this folder, as
+    /// raw little-endian float32 (one model only), for comparing other runtimes on the same input.
+    #[arg(long)]
+    pub dump: Option<PathBuf>,
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,

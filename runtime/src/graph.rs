@@ -252,9 +252,12 @@ impl Graph {
             .model_for_proto_model(&proto)
             .map_err(|e| tract_err(path, "tract cannot load the graph", e))?;
         drop(proto);
-        let typed = inference
+        let mut typed = inference
             .into_typed()
             .map_err(|e| tract_err(path, "tract cannot type the graph", e))?;
+        let ops = crate::ops::OpSet::from_env().map_err(Error::Usage)?;
+        crate::ops::rewrite(&mut typed, ops)
+            .map_err(|e| tract_err(path, "substituting kdsr-edge's operators", e))?;
         let input_names: Vec<String> = typed
             .input_outlets()
             .map_err(|e| tract_err(path, "graph inputs", e))?
@@ -272,9 +275,11 @@ impl Graph {
                     .unwrap_or_else(|| typed.node(o.node).name.clone())
             })
             .collect();
-        let model = typed
+        let mut model = typed
             .into_decluttered()
             .map_err(|e| tract_err(path, "tract cannot declutter the graph", e))?;
+        crate::ops::rewrite_decluttered(&mut model, ops)
+            .map_err(|e| tract_err(path, "substituting kdsr-edge's operators", e))?;
         let find = |names: &[String], n: &str| names.iter().position(|x| x == n);
         let lr_input = find(&input_names, "lr").ok_or_else(|| {
             Error::model(
@@ -485,14 +490,14 @@ impl Graph {
             .map_err(|e| err("building the plan", e))
     }
 
-    /// Runs the graph on `lr` (`[3, h, w]` CHW values in [0, 1]) and, for SR graphs, `d` (`[C]`).
-    pub fn run(&self, lr: &[f32], h: usize, w: usize, d: Option<&[f32]>) -> Result<RunOutputs> {
+    /// The plan inputs for `lr` (`[3, h, w]`) and, for SR graphs, `d` (`[C]`), in the graph's
+    /// input order and types.
+    fn inputs(&self, lr: &[f32], h: usize, w: usize, d: Option<&[f32]>) -> Result<TVec<TValue>> {
         let path = &self.meta.path;
         let err = |e: TractError| Error::Inference {
             path: path.clone(),
             message: format!("running on input {h}x{w}: {e:#}"),
         };
-        let plan = self.plan(h, w)?;
         let mut inputs: TVec<TValue> = tvec![];
         for (i, dt) in self.input_types.iter().enumerate() {
             let t = if i == self.lr_input {
@@ -526,6 +531,63 @@ impl Graph {
             };
             inputs.push(t.into_tvalue());
         }
+        Ok(inputs)
+    }
+
+    /// Runs the plan for `h × w` once on `lr` (and `d`) and returns the time spent in each node
+    /// of the optimized plan, in execution order, nodes that took no measurable time included.
+    pub(crate) fn profile_once(
+        &self,
+        lr: &[f32],
+        h: usize,
+        w: usize,
+        d: Option<&[f32]>,
+    ) -> Result<Vec<crate::profile::NodeTime>> {
+        let plan = self.plan(h, w)?;
+        let inputs = self.inputs(lr, h, w, d)?;
+        let path = &self.meta.path;
+        let err = |e: TractError| Error::Inference {
+            path: path.clone(),
+            message: format!("profiling on input {h}x{w}: {e:#}"),
+        };
+        let model = plan.model();
+        let mut ns = vec![0u128; model.nodes().len()];
+        let mut order = Vec::with_capacity(model.nodes().len());
+        guard_tract(path, &format!("profiling it on input {h}x{w}"), || {
+            let mut state = plan.spawn().map_err(err)?;
+            state
+                .run_plan_with_eval(inputs, |ctx, op_state, node, input| {
+                    let t = std::time::Instant::now();
+                    let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
+                    ns[node.id] += t.elapsed().as_nanos();
+                    order.push(node.id);
+                    out
+                })
+                .map_err(err)
+                .map(drop)
+        })?;
+        Ok(order
+            .into_iter()
+            .map(|id| {
+                let node = model.node(id);
+                crate::profile::NodeTime {
+                    name: node.name.clone(),
+                    op: node.op().name().to_string(),
+                    ms: ns[id] as f64 / 1e6,
+                }
+            })
+            .collect())
+    }
+
+    /// Runs the graph on `lr` (`[3, h, w]` CHW values in [0, 1]) and, for SR graphs, `d` (`[C]`).
+    pub fn run(&self, lr: &[f32], h: usize, w: usize, d: Option<&[f32]>) -> Result<RunOutputs> {
+        let path = &self.meta.path;
+        let err = |e: TractError| Error::Inference {
+            path: path.clone(),
+            message: format!("running on input {h}x{w}: {e:#}"),
+        };
+        let plan = self.plan(h, w)?;
+        let inputs = self.inputs(lr, h, w, d)?;
         let outs = guard_tract(path, &format!("running it on input {h}x{w}"), || {
             plan.run(inputs).map_err(err)
         })?;

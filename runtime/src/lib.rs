@@ -23,6 +23,8 @@
 //! - [`models`]: the default model, where it is searched for, and its built-in copy.
 //! - [`video`]: y4m and raw I420/RGB24 frames and their BT.601 colour conversion (`stream`).
 //! - [`graph`]: one ONNX graph, its `kdsr.*` metadata and its per-size optimized plans.
+//! - [`profile`]: per-node time of a graph's optimized plan.
+//! - [`ops`]: kdsr-edge's own tract operators and the rewrite that substitutes them.
 
 pub mod bank;
 pub mod error;
@@ -31,6 +33,8 @@ pub mod image;
 pub mod io;
 pub mod memory;
 pub mod models;
+pub mod ops;
+pub mod profile;
 pub mod tiling;
 pub mod upscaler;
 pub mod video;

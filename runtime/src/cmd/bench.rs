@@ -1,6 +1,7 @@
 //! `kdsr-edge bench`: latency of each graph of one or more models at one LR size, with tract's
 //! direct spatial convolution on and off.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use kdsr_runtime::tiling::TileGrid;
@@ -21,6 +22,8 @@ struct Row {
     first_ms: f64,
     median_ms: f64,
     min_ms: f64,
+    /// Every timed call, in order, ms.
+    times_ms: Vec<f64>,
 }
 
 fn parse_size(s: &str) -> Option<(usize, usize)> {
@@ -45,10 +48,10 @@ fn test_image(h: usize, w: usize) -> anyhow::Result<Planar> {
     Ok(Planar::new(3, h, w, d)?)
 }
 
-fn time(
-    iters: usize,
-    mut f: impl FnMut() -> anyhow::Result<()>,
-) -> anyhow::Result<(f64, f64, f64)> {
+/// First call, median, minimum and every timed call (ms).
+type Timing = (f64, f64, f64, Vec<f64>);
+
+fn time(iters: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Timing> {
     let t = Instant::now();
     f()?;
     let first = t.elapsed().as_secs_f64() * 1e3;
@@ -58,8 +61,15 @@ fn time(
         f()?;
         v.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    v.sort_by(f64::total_cmp);
-    Ok((first, v[v.len() / 2], v[0]))
+    let mut sorted = v.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok((first, sorted[sorted.len() / 2], sorted[0], v))
+}
+
+fn write_f32(path: PathBuf, data: &[f32]) -> anyhow::Result<()> {
+    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    kdsr_core::fsutil::write_atomic(&path, &bytes)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
 }
 
 pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
@@ -72,9 +82,17 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
     };
     let knobs: &[(DirectSpatial, &'static str)] = match a.direct_spatial {
         BenchKnob::Both => &[(DirectSpatial::On, "on"), (DirectSpatial::Off, "off")],
+        BenchKnob::Auto => &[(DirectSpatial::Auto, "auto")],
         BenchKnob::On => &[(DirectSpatial::On, "on")],
         BenchKnob::Off => &[(DirectSpatial::Off, "off")],
     };
+    if a.dump.is_some() && models.len() != 1 {
+        return Err(Failure::usage("--dump takes one model (one -m)").into());
+    }
+    if let Some(dir) = &a.dump {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::usage(format!("--dump {}: {e}", dir.display())))?;
+    }
     let threads = super::cap_threads(a.threads);
     let img = test_image(h, w)?;
     let grid = TileGrid::whole(h, w).ok_or_else(|| Failure::usage("empty size"))?;
@@ -92,7 +110,18 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
                 },
             )?;
             let kind = up.info().kind;
-            let mut row = |graph: &'static str, (first, median, min): (f64, f64, f64)| {
+            if let Some(dir) = a.dump.as_ref().filter(|_| rows.is_empty()) {
+                write_f32(dir.join("lr.f32"), img.data())?;
+                let sr = if kind == ModelKind::Split {
+                    let idr = up.estimate_idr(&img)?;
+                    write_f32(dir.join("d.f32"), &idr.d)?;
+                    up.upscale_with_idr(&img, &idr)?
+                } else {
+                    up.upscale(&img)?
+                };
+                write_f32(dir.join("sr.f32"), sr.data())?;
+            }
+            let mut row = |graph: &'static str, (first, median, min, times): Timing| {
                 let r = Row {
                     model: m.display().to_string(),
                     kind,
@@ -104,6 +133,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
                     first_ms: first,
                     median_ms: median,
                     min_ms: min,
+                    times_ms: times,
                 };
                 if !a.json {
                     eprintln!(
@@ -126,13 +156,15 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
             match kind {
                 ModelKind::Split => {
                     let idr = up.estimate_idr(&img)?;
-                    row(
-                        "ide",
-                        time(a.iters, || {
-                            up.estimate_idr(&img)?;
-                            Ok(())
-                        })?,
-                    );
+                    if !a.no_ide {
+                        row(
+                            "ide",
+                            time(a.iters, || {
+                                up.estimate_idr(&img)?;
+                                Ok(())
+                            })?,
+                        );
+                    }
                     row(
                         "sr",
                         time(a.iters, || {

@@ -1,0 +1,164 @@
+//! kdsr-edge's own tract operators and the rewrite passes that substitute them when
+//! `Graph::load` reads a graph: [`rewrite`] on the typed model, [`rewrite_decluttered`] on the
+//! decluttered one.
+//!
+//! - [`depth_to_space`]: ONNX `DepthToSpace` in one pass, instead of the reshape / two axis moves
+//!   / reshape chain tract-onnx expands it into (each axis move a strided copy).
+//! - [`winograd`]: dense 3×3 convolutions (stride 1, dilation 1, one group, padding 1, constant
+//!   float32 weights) by Winograd F(2,3).
+//!
+//! `KDSR_EDGE_OPS` ([`OPS_VAR`]) picks which are substituted: a comma-separated list of
+//! `depth-to-space` and `winograd`, or `none` for tract's own ops only (A/B measurements); unset,
+//! the [`DEFAULT_OPS`].
+
+pub mod depth_to_space;
+pub mod winograd;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::cnn::conv::KernelFormat;
+use tract_onnx::tract_core::ops::cnn::{Conv, PaddingSpec};
+use tract_onnx::tract_core::ops::nn::DataFormat;
+
+/// The environment variable naming the substituted ops (see the module docs).
+pub const OPS_VAR: &str = "KDSR_EDGE_OPS";
+
+/// What is substituted when [`OPS_VAR`] is unset.
+pub const DEFAULT_OPS: &str = "depth-to-space";
+
+/// Which ops [`rewrite`] substitutes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpSet {
+    /// [`depth_to_space::DepthToSpace`].
+    pub depth_to_space: bool,
+    /// [`winograd::Winograd3x3`].
+    pub winograd: bool,
+}
+
+impl OpSet {
+    /// Parses a list as [`OPS_VAR`] takes it; unknown names are an error naming them.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let mut set = OpSet::default();
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "none" => {}
+                "depth-to-space" => set.depth_to_space = true,
+                "winograd" => set.winograd = true,
+                other => {
+                    return Err(format!(
+                        "{OPS_VAR}: unknown op `{other}` (depth-to-space, winograd or none)"
+                    ));
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    /// From [`OPS_VAR`], else [`DEFAULT_OPS`].
+    pub fn from_env() -> std::result::Result<Self, String> {
+        match std::env::var(OPS_VAR) {
+            Ok(s) => Self::parse(&s),
+            Err(_) => Self::parse(DEFAULT_OPS),
+        }
+    }
+}
+
+/// What [`rewrite`] changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rewrites {
+    /// `DepthToSpace` chains replaced by [`depth_to_space::DepthToSpace`].
+    pub depth_to_space: usize,
+    /// Convolutions replaced by [`winograd::Winograd3x3`].
+    pub winograd: usize,
+}
+
+/// Substitutes the ops of `set` that match tract-onnx's typed graph (depth-to-space) into
+/// `model`, typed and not yet decluttered.
+pub fn rewrite(model: &mut TypedModel, set: OpSet) -> TractResult<Rewrites> {
+    Ok(Rewrites {
+        depth_to_space: if set.depth_to_space {
+            depth_to_space::rewrite(model)?
+        } else {
+            0
+        },
+        winograd: 0,
+    })
+}
+
+/// Substitutes the ops of `set` that need constant weights and biases (Winograd) into
+/// `model`, decluttered (before decluttering a bias can still be a computed value).
+pub fn rewrite_decluttered(model: &mut TypedModel, set: OpSet) -> TractResult<Rewrites> {
+    Ok(Rewrites {
+        depth_to_space: 0,
+        winograd: if set.winograd {
+            rewrite_winograd(model)?
+        } else {
+            0
+        },
+    })
+}
+
+/// The Winograd op for node `id` when it is an eligible convolution (see the module docs).
+fn winograd_for(model: &TypedModel, id: usize) -> Option<winograd::Winograd3x3> {
+    let node = model.node(id);
+    let conv = node.op_as::<Conv>()?;
+    let ps = &conv.pool_spec;
+    let ones = |v: &Option<TVec<usize>>| v.as_ref().is_none_or(|v| v.iter().all(|&s| s == 1));
+    let pad_one = match &ps.padding {
+        PaddingSpec::Explicit(b, a) | PaddingSpec::ExplicitOnnxPool(b, a, _) => {
+            b.iter().chain(a.iter()).all(|&p| p == 1) && b.len() == 2 && a.len() == 2
+        }
+        _ => false,
+    };
+    let input = model.outlet_fact(node.inputs[0]).ok()?;
+    if conv.q_params.is_some()
+        || conv.group != 1
+        || conv.kernel_fmt != KernelFormat::OIHW
+        || ps.data_format != DataFormat::NCHW
+        || ps.kernel_shape.as_slice() != [3, 3]
+        || !ones(&ps.strides)
+        || !ones(&ps.dilations)
+        || !pad_one
+        || input.datum_type != f32::datum_type()
+        || input.rank() != 4
+        || node.inputs.len() != 3
+    {
+        return None;
+    }
+    let weights = model.outlet_fact(node.inputs[1]).ok()?.konst.clone()?;
+    let bias = model.outlet_fact(node.inputs[2]).ok()?.konst.clone()?;
+    if weights.datum_type() != f32::datum_type() || bias.datum_type() != f32::datum_type() {
+        return None;
+    }
+    let (oc, ic) = (ps.output_channels, ps.input_channels);
+    let w = weights.try_as_plain_ram().ok()?;
+    let b = bias.try_as_plain_ram().ok()?;
+    let (w, b) = (w.as_slice::<f32>().ok()?, b.as_slice::<f32>().ok()?);
+    let b = match b.len() {
+        0 => None,
+        1 if oc != 1 => {
+            return (b[0] == 0.0)
+                .then(|| winograd::Winograd3x3::new(w, None, oc, ic).ok())
+                .flatten();
+        }
+        _ => Some(b),
+    };
+    winograd::Winograd3x3::new(w, b, oc, ic).ok()
+}
+
+/// Replaces every eligible convolution of `model` by [`winograd::Winograd3x3`].
+fn rewrite_winograd(model: &mut TypedModel) -> TractResult<usize> {
+    let found: Vec<(usize, winograd::Winograd3x3)> = model
+        .eval_order()?
+        .into_iter()
+        .filter_map(|id| winograd_for(model, id).map(|op| (id, op)))
+        .collect();
+    for (id, op) in &found {
+        let node = model.node(*id);
+        let mut patch = TypedModelPatch::default();
+        let tap = patch.tap_model(model, node.inputs[0])?;
+        let out = patch.wire_node(format!("{}.winograd", node.name), op.clone(), &[tap])?;
+        patch.shunt_outside(model, OutletId::new(*id, 0), out[0])?;
+        patch.apply(model)?;
+    }
+    Ok(found.len())
+}

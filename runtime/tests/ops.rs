@@ -1,0 +1,105 @@
+//! kdsr-edge's own operators (`runtime/src/ops`) against tract's on the shipped student-edge
+//! graph (trained weights): the rewritten plan must give the plain plan's output.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kdsr_runtime::ops::{OpSet, rewrite, rewrite_decluttered};
+use tract_onnx::prelude::*;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The dynamic student-edge graph (IDE + SR: strided, depthwise, 1×1 and 3×3 convolutions, two
+/// depth-to-space) optimized for a `1×3×h×w` input, with the ops of `set` substituted; and how
+/// many were.
+fn plan(set: OpSet, h: usize, w: usize) -> (Arc<TypedRunnableModel>, kdsr_runtime::ops::Rewrites) {
+    let model = tract_onnx::onnx()
+        .model_for_path(repo().join("models/edge/student-edge.onnx"))
+        .unwrap()
+        .with_input_fact(0, f32::fact([1, 3, h, w]).into())
+        .unwrap();
+    let mut typed = model.into_typed().unwrap();
+    let before = rewrite(&mut typed, set).unwrap();
+    let mut typed = typed.into_decluttered().unwrap();
+    let after = rewrite_decluttered(&mut typed, set).unwrap();
+    let done = kdsr_runtime::ops::Rewrites {
+        depth_to_space: before.depth_to_space,
+        winograd: after.winograd,
+    };
+    (
+        typed.into_optimized().unwrap().into_runnable().unwrap(),
+        done,
+    )
+}
+
+/// A crop of Set5 `baby` as `[1, 3, h, w]`.
+fn input(h: usize, w: usize) -> Tensor {
+    let img = kdsr_core::io::load_image(repo().join("data/Set5/baby.png"))
+        .unwrap()
+        .rgb;
+    let crop = img.crop(100, 120, h, w).unwrap();
+    Tensor::from_shape(&[1, 3, h, w], crop.data()).unwrap()
+}
+
+fn sr(plan: &Arc<TypedRunnableModel>, x: &Tensor) -> Vec<f32> {
+    let out = plan.run(tvec![x.clone().into_tvalue()]).unwrap();
+    out[0]
+        .to_plain_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Odd sizes (a partial 2×2 Winograd tile on both edges). Depth-to-space moves values exactly,
+/// but without tract's axis moves next to them tract optimizes the neighbouring convolutions
+/// differently (measured 6e-7; tolerance 1e-5); Winograd F(2,3) changes float32 rounding only:
+/// within 1e-4 on an output in
+/// [0, 1] after every dense 3×3 convolution is substituted (the tolerance of tiled = untiled).
+#[test]
+fn substituted_ops_give_tracts_output_on_trained_weights() {
+    let (h, w) = (37, 45);
+    let x = input(h, w);
+    let (plain, none) = plan(OpSet::default(), h, w);
+    assert_eq!(none, Default::default());
+    let reference = sr(&plain, &x);
+    let d2s = OpSet {
+        depth_to_space: true,
+        winograd: false,
+    };
+    let (p, done) = plan(d2s, h, w);
+    assert_eq!(done.depth_to_space, 2, "the two upsampler depth-to-space");
+    let d = max_diff(&reference, &sr(&p, &x));
+    eprintln!("depth-to-space op vs tract, student-edge dynamic {h}x{w}: max |Δ| {d:.2e}");
+    assert!(d <= 1e-5, "max |Δ| {d}");
+    let all = OpSet {
+        depth_to_space: true,
+        winograd: true,
+    };
+    let (p, done) = plan(all, h, w);
+    // head, 8 block convs, body tail, 2 upsampler, tail: 13 in the SR network, more in the IDE.
+    assert!(done.winograd >= 13, "{done:?}");
+    let d = max_diff(&reference, &sr(&p, &x));
+    eprintln!("Winograd F(2,3) vs tract, student-edge dynamic {h}x{w}: max |Δ| {d:.2e}, {done:?}");
+    assert!(d <= 1e-4, "max |Δ| {d}");
+}
+
+#[test]
+fn the_ops_list_is_parsed_and_checked() {
+    assert_eq!(OpSet::parse("none").unwrap(), OpSet::default());
+    let s = OpSet::parse("winograd, depth-to-space").unwrap();
+    assert!(s.winograd && s.depth_to_space);
+    let e = OpSet::parse("depth-to-space,fft").unwrap_err();
+    assert!(e.contains("fft") && e.contains("KDSR_EDGE_OPS"), "{e}");
+}
