@@ -153,7 +153,7 @@ impl From<KnobArg> for kdsr_runtime::DirectSpatial {
 #[derive(Debug, Args, Clone)]
 pub struct ModelArgs {
     /// Model: split prefix (PREFIX-ide.onnx + PREFIX-sr.onnx), one .onnx file (dynamic or
-    /// folded), or a folder holding one model. Default: the shipped model (edge/student-edge),
+    /// folded), or a folder holding one model. Default: the camera model (edge/camera/student-edge-camera),
     /// searched for in order: $KDSR_MODEL, beside the executable, EXE_DIR/../share/kdsr/models,
     /// the repository's models/ above the executable, then the copy built into the binary.
     #[arg(short = 'm', long = "model")]

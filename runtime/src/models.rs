@@ -6,7 +6,7 @@
 //! 1. `-m PATH` (the CLI's explicit model; never searched further: a missing one is an error);
 //! 2. `KDSR_MODEL=PATH` (the same, from the environment);
 //! 3. beside the executable: `EXE_DIR/NAME` and `EXE_DIR/FILE` (FILE = the last part of NAME,
-//!    e.g. `student-edge` for `edge/student-edge`), then `EXE_DIR/models/NAME`;
+//!    e.g. `student-edge-camera` for `edge/camera/student-edge-camera`), then `EXE_DIR/models/NAME`;
 //! 4. an installed layout: `EXE_DIR/../share/kdsr/models/NAME` and `…/FILE`;
 //! 5. the repository's `models/`: `ROOT/models/NAME`, then `ROOT/models/*/NAME`, for each
 //!    folder `ROOT` above the executable that holds a `Cargo.toml` and a `models/` folder (a
@@ -26,12 +26,13 @@ use crate::error::{Error, Result};
 /// `include_bytes!` can name its files; [`DEFAULT_MODEL`] is the one constant to change.
 macro_rules! default_model_name {
     () => {
-        "edge/student-edge"
+        "edge/camera/student-edge-camera"
     };
 }
 
 /// The default model: a split prefix relative to the repository's `models/` folder (the files
-/// are `models/edge/student-edge-ide.onnx` and `-sr.onnx`). The one place that names it.
+/// are `models/edge/camera/student-edge-camera-ide.onnx` and `-sr.onnx`: the camera model, best
+/// on an unknown photo; `models/edge/README.md` says which model when). The one place that names it.
 pub const DEFAULT_MODEL: &str = default_model_name!();
 
 /// The default model's graphs, built in with the `embed-default-model` feature: (IDE, SR).
@@ -78,7 +79,7 @@ pub struct Resolved {
 }
 
 impl Resolved {
-    /// A label for messages and reports: the path, or `<built-in edge/student-edge>`.
+    /// A label for messages and reports: the path, or `<built-in edge/camera/student-edge-camera>`.
     pub fn label(&self) -> String {
         match &self.found {
             Found::Path(p) => p.display().to_string(),

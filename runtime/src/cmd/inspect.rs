@@ -16,13 +16,14 @@ use crate::cmd::load_model;
 const KNOWN: &[(&str, &str, &str, &str, bool)] = &[
     (
         "73083bedfac255cb",
-        "student-edge, the shipped default, f32 and int8",
+        "student-edge, the Gaussian-only model of the paper's Table 1 (models/edge), f32 and int8",
         "nothing about the blur that can be relied on: over 40 B100 crops at blur sigma 1.2 / \
          2.4 / 3.6 only 16 % of D's variance is between the sigmas (eta^2 0.164), a bank's nearest \
          entry names sigma within +-0.6 for 23 % of crops, and swapping the IDRs of a sigma 1.8 \
          and a sigma 3.2 image changes the output by 0.002 dB. D is a per-image content code \
          the SR network is conditioned on, not a degradation estimate",
-        "blur, noise or compression: use models/edge/blind/student-edge-blind to name the blur",
+        "blur, noise or compression: use the default camera model (models/edge/camera) to name the \
+         blur and the noise level",
         false,
     ),
     (
@@ -35,6 +36,18 @@ const KNOWN: &[(&str, &str, &str, &str, bool)] = &[
          isotropic Gaussian blur without noise): such an image gets the nearest isotropic sigma",
         true,
     ),
+    (
+        "48b70ce246daa8f9",
+        "student-edge-camera, the default camera model in models/edge/camera, f32 and int8",
+        "the noise level and, less sharply, the blur: over 40 B100 crops at noise 0 / 10 / 20 \
+         (blur sigma 2.0) 90 % of D's variance is between the noise levels (eta^2 0.898) and \
+         the level is named from D for every crop; at blur sigma 1.2 / 2.4 / 3.6 eta^2 0.708, \
+         sigma named from D for 82.5 % of crops, and the bank's nearest entry names sigma within \
+         +-0.6 for 50 % of 100 noise-free B100 crops",
+        "the JPEG quality (trained on, not measured), the shape or angle of an anisotropic blur, \
+         motion blur: the bank's entries are isotropic sigma x noise level",
+        true,
+    ),
 ];
 
 /// What `weights_hash`'s IDR can and cannot tell, as one paragraph, and whether naming its
@@ -43,7 +56,7 @@ fn idr_meaning(weights_hash: &str) -> (String, bool) {
     match KNOWN.iter().find(|k| k.0 == weights_hash) {
         Some((_, model, can, cannot, bank_ok)) => (
             format!(
-                "What this IDR can tell ({model}, as measured in models/edge/README.md): \
+                "What this IDR can tell ({model}, as measured in its model card under models/edge/): \
                  {can}. What it cannot tell: {cannot}."
             ),
             *bank_ok,
