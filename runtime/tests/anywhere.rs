@@ -17,6 +17,12 @@ fn photo() -> &'static str {
     P.get_or_init(in_img).to_str().unwrap()
 }
 
+/// The default model's file prefix (`student-edge-camera` for `edge/camera/student-edge-camera`).
+fn default_file() -> &'static str {
+    let name = kdsr_runtime::models::DEFAULT_MODEL;
+    name.rsplit('/').next().unwrap_or(name)
+}
+
 /// The command running the binary at `exe` (through `KDSR_TEST_RUNNER` if set), in `cwd`,
 /// without `KDSR_MODEL`.
 fn command_at(exe: &Path, cwd: &Path) -> Command {
@@ -69,7 +75,7 @@ fn the_default_model_is_found_from_any_working_directory_in_the_documented_order
     } else {
         assert_eq!(code(&out), 4);
         assert!(
-            stderr(&out).contains(s(&bin.join("student-edge"))),
+            stderr(&out).contains(s(&bin.join(default_file()))),
             "{}",
             stderr(&out)
         );
@@ -80,7 +86,7 @@ fn the_default_model_is_found_from_any_working_directory_in_the_documented_order
     let m = models();
     for part in ["-ide.onnx", "-sr.onnx"] {
         let from = format!("{}{part}", m.split.display());
-        std::fs::copy(from, bin.join(format!("student-edge{part}"))).unwrap();
+        std::fs::copy(from, bin.join(format!("{}{part}", default_file()))).unwrap();
     }
     let out = run(command_at(&exe, cwd), &args);
     assert_eq!(code(&out), 0);
@@ -334,8 +340,9 @@ fn inspect_degradation_says_what_the_idr_can_and_cannot_tell() {
         text.contains("What this IDR can tell: unknown for these weights"),
         "{text}"
     );
-    // The shipped default: no bank suggested, the measured limits stated.
-    let out = edge(&["inspect-degradation", photo(), "-j", "1"]);
+    // The Gaussian-only model: no bank suggested, the measured limits stated.
+    let gauss = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/edge/student-edge");
+    let out = edge(&["inspect-degradation", photo(), "-m", s(&gauss), "-j", "1"]);
     assert_eq!(code(&out), 0);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -343,4 +350,13 @@ fn inspect_degradation_says_what_the_idr_can_and_cannot_tell() {
         "{text}"
     );
     assert!(!text.contains("make-bank"), "{text}");
+    // The default camera model: its measured abilities and limits.
+    let out = edge(&["inspect-degradation", photo(), "-j", "1"]);
+    assert_eq!(code(&out), 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("student-edge-camera"), "{text}");
+    assert!(
+        text.contains("What it cannot tell: the JPEG quality"),
+        "{text}"
+    );
 }
