@@ -47,6 +47,10 @@ fn binary_outside_the_repo() -> (tempfile::TempDir, PathBuf) {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "runs the edge-sized default model: minutes under qemu-user; the search is not arch-specific"
+)]
 fn the_default_model_is_found_from_any_working_directory_in_the_documented_order() {
     let (tmp, exe) = binary_outside_the_repo();
     let bin = exe.parent().unwrap().to_path_buf();
@@ -145,6 +149,10 @@ fn the_default_model_is_found_from_any_working_directory_in_the_documented_order
 }
 
 #[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "runs the edge-sized default model: minutes under qemu-user; the search is not arch-specific"
+)]
 fn the_repository_models_are_found_from_the_executable_not_the_cwd() {
     // The test binary lives under target/, inside the checkout: run it from / with no -m.
     let dir = scratch("anywhere-repo");
@@ -331,6 +339,10 @@ fn friction_points_of_issue_16() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "runs the edge-sized default model: minutes under qemu-user; the search is not arch-specific"
+)]
 fn inspect_degradation_says_what_the_idr_can_and_cannot_tell() {
     let m = models();
     let out = edge(&["inspect-degradation", photo(), "-m", s(&m.split), "-j", "1"]);
