@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The project's test command (README): installs libtorch into .venv if needed, runs every test of
-# the workspace, then cross-checks every ONNX graph the converter tests exported with onnxruntime.
+# the workspace, then cross-checks every ONNX graph the converter tests exported with onnxruntime,
+# then builds the `kdsr` Python package into .venv (maturin develop) and runs its pytest tests.
 # Usage: bash scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup-libtorch.sh
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
-python -c 'import onnxruntime, numpy, safetensors' 2>/dev/null \
-  || pip install --quiet onnxruntime numpy safetensors
+python -c 'import onnxruntime, numpy, safetensors, maturin, pytest, PIL' 2>/dev/null \
+  || pip install --quiet onnxruntime numpy safetensors maturin pytest pillow
 export KDSR_ORT_DIR="$PWD/target/ort-check"
 rm -rf "$KDSR_ORT_DIR"
 cargo test --workspace --locked "$@"
 python converter/tests/ort_check.py "$KDSR_ORT_DIR"
+(cd python && VIRTUAL_ENV="$PWD/../.venv" maturin develop --quiet)
+KDSR_EDGE="$PWD/target/debug/kdsr-edge" python -m pytest -q python/tests

@@ -1,0 +1,363 @@
+//! `kdsr`, the Python package: the `kdsr-edge` runtime ([`kdsr_runtime::Upscaler`]) on numpy
+//! frames, as picamera2 and OpenCV hand them over (`H×W×3` `uint8`, also `uint16`, gray `H×W`,
+//! `H×W×4` with alpha, and `float32` RGB in [0, 1], returned clipped to [0, 1]).
+//!
+//! ```python
+//! import kdsr
+//! up = kdsr.Upscaler()                  # the default model, found as kdsr-edge finds it
+//! out = up.upscale(frame)               # (4H, 4W, 3) uint8
+//! idr = up.estimate_idr(frame)          # once per camera / scene
+//! out = up.upscale_with_idr(frame, idr) # every frame after
+//! ```
+//!
+//! Integer frames go through the same path as `kdsr-edge upscale` on an image file (gray, alpha
+//! and 16-bit handled alike, the same rounding), so a frame and the PNG of that frame give equal
+//! outputs. Errors are raised as `kdsr.KdsrError` with the runtime's message; a frame of the
+//! wrong shape or type is a `ValueError`. The GIL is released while a frame is upscaled.
+
+use std::path::PathBuf;
+
+use image::{DynamicImage, ImageBuffer};
+use kdsr_core::Planar;
+use kdsr_core::idr::Idr as CoreIdr;
+use kdsr_runtime::models::{self, Found};
+use kdsr_runtime::{Options, Upscaler as CoreUpscaler};
+use numpy::ndarray::{ArrayD, IxDyn};
+use numpy::{IntoPyArray, PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+
+create_exception!(
+    kdsr,
+    KdsrError,
+    PyException,
+    "An error of the kdsr runtime (model, image, IDR or budget), with the runtime's message."
+);
+
+fn err(e: kdsr_runtime::Error) -> PyErr {
+    KdsrError::new_err(e.to_string())
+}
+
+/// A frame taken from numpy: an integer image for the image path, or float RGB planes.
+enum Frame {
+    Image(DynamicImage),
+    Float(Planar),
+}
+
+/// The numpy dtype and shape of a frame, to give the output the same.
+#[derive(Clone, Copy)]
+enum Kind {
+    U8,
+    U16,
+    F32,
+}
+
+fn shape_hwc(shape: &[usize]) -> PyResult<(u32, u32, usize)> {
+    let (h, w, c) = match *shape {
+        [h, w] => (h, w, 1),
+        [h, w, c] if matches!(c, 1 | 3 | 4) => (h, w, c),
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "a frame is H x W (gray) or H x W x C with C = 1, 3 or 4; got shape {shape:?}"
+            )));
+        }
+    };
+    let dim = |v: usize| {
+        u32::try_from(v).map_err(|_| PyValueError::new_err(format!("frame side {v} is too large")))
+    };
+    Ok((dim(h)?, dim(w)?, c))
+}
+
+fn buffer<P: image::Pixel>(
+    w: u32,
+    h: u32,
+    v: Vec<P::Subpixel>,
+) -> PyResult<ImageBuffer<P, Vec<P::Subpixel>>> {
+    ImageBuffer::from_raw(w, h, v)
+        .ok_or_else(|| PyValueError::new_err("frame data does not fill its shape"))
+}
+
+fn frame_from(obj: &Bound<'_, PyAny>) -> PyResult<(Frame, Kind, bool)> {
+    if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, u8>>() {
+        let (h, w, c) = shape_hwc(a.shape())?;
+        let v: Vec<u8> = a.as_array().iter().copied().collect();
+        let img = match c {
+            1 => DynamicImage::ImageLuma8(buffer(w, h, v)?),
+            3 => DynamicImage::ImageRgb8(buffer(w, h, v)?),
+            _ => DynamicImage::ImageRgba8(buffer(w, h, v)?),
+        };
+        return Ok((Frame::Image(img), Kind::U8, a.ndim() == 2));
+    }
+    if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, u16>>() {
+        let (h, w, c) = shape_hwc(a.shape())?;
+        let v: Vec<u16> = a.as_array().iter().copied().collect();
+        let img = match c {
+            1 => DynamicImage::ImageLuma16(buffer(w, h, v)?),
+            3 => DynamicImage::ImageRgb16(buffer(w, h, v)?),
+            _ => DynamicImage::ImageRgba16(buffer(w, h, v)?),
+        };
+        return Ok((Frame::Image(img), Kind::U16, a.ndim() == 2));
+    }
+    if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, f32>>() {
+        let (h, w, c) = shape_hwc(a.shape())?;
+        if c != 3 || a.ndim() != 3 {
+            return Err(PyValueError::new_err(format!(
+                "a float32 frame is H x W x 3 RGB in [0, 1]; got shape {:?}",
+                a.shape()
+            )));
+        }
+        let v: Vec<f32> = a.as_array().iter().copied().collect();
+        let p = Planar::from_hwc(3, h as usize, w as usize, &v)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        return Ok((Frame::Float(p), Kind::F32, false));
+    }
+    Err(PyValueError::new_err(
+        "a frame is a numpy array of uint8, uint16 or float32 (H x W x 3 RGB, H x W gray, \
+         H x W x 4 RGBA)",
+    ))
+}
+
+/// The numpy array of an upscaled frame, of the input's dtype and layout.
+fn to_numpy<'py>(
+    py: Python<'py>,
+    out: Out,
+    kind: Kind,
+    gray2d: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let shape = |h: u32, w: u32, c: usize| {
+        if gray2d {
+            IxDyn(&[h as usize, w as usize])
+        } else {
+            IxDyn(&[h as usize, w as usize, c])
+        }
+    };
+    let bad = |e: numpy::ndarray::ShapeError| PyValueError::new_err(e.to_string());
+    Ok(match (out, kind) {
+        (Out::Float(p), _) => {
+            let (h, w) = (p.height(), p.width());
+            // Clipped to [0, 1] as the integer paths are to their range.
+            ArrayD::from_shape_vec(IxDyn(&[h, w, 3]), p.map(|v| v.clamp(0.0, 1.0)).to_hwc())
+                .map_err(bad)?
+                .into_pyarray(py)
+                .into_any()
+        }
+        (Out::Image(img), Kind::U16) => {
+            let (w, h, c) = (
+                img.width(),
+                img.height(),
+                usize::from(img.color().channel_count()),
+            );
+            let v = img.into_rgba16();
+            let v: Vec<u16> = match c {
+                1 => v.pixels().map(|p| p.0[0]).collect(),
+                3 => v.pixels().flat_map(|p| [p.0[0], p.0[1], p.0[2]]).collect(),
+                _ => v.into_raw(),
+            };
+            ArrayD::from_shape_vec(shape(h, w, c), v)
+                .map_err(bad)?
+                .into_pyarray(py)
+                .into_any()
+        }
+        (Out::Image(img), _) => {
+            let (w, h, c) = (
+                img.width(),
+                img.height(),
+                usize::from(img.color().channel_count()),
+            );
+            let v = img.into_bytes();
+            ArrayD::from_shape_vec(shape(h, w, c), v)
+                .map_err(bad)?
+                .into_pyarray(py)
+                .into_any()
+        }
+    })
+}
+
+enum Out {
+    Image(DynamicImage),
+    Float(Planar),
+}
+
+/// An IDR (implicit degradation representation): `D`, `D'` and the weights it belongs to.
+/// Estimate one with `Upscaler.estimate_idr`, or load a `.idr` file of `kdsr-edge calibrate`.
+#[pyclass(module = "kdsr", frozen)]
+struct Idr {
+    inner: CoreIdr,
+}
+
+#[pymethods]
+impl Idr {
+    /// `D`, the vector the SR network is conditioned on (float32, length C).
+    #[getter]
+    fn d<'py>(&self, py: Python<'py>) -> Bound<'py, PyArrayDyn<f32>> {
+        ArrayD::from_shape_vec(IxDyn(&[self.inner.d.len()]), self.inner.d.clone())
+            .expect("1-D shape of its own length")
+            .into_pyarray(py)
+    }
+
+    /// `D'`, the vector the KD loss compares (float32, length 4C).
+    #[getter]
+    fn d_prime<'py>(&self, py: Python<'py>) -> Bound<'py, PyArrayDyn<f32>> {
+        ArrayD::from_shape_vec(
+            IxDyn(&[self.inner.d_prime.len()]),
+            self.inner.d_prime.clone(),
+        )
+        .expect("1-D shape of its own length")
+        .into_pyarray(py)
+    }
+
+    /// The weights hash of the model that made it.
+    #[getter]
+    fn weights_hash(&self) -> &str {
+        &self.inner.weights_hash
+    }
+
+    /// Writes it as a `.idr` file (`kdsr-edge upscale --idr FILE` reads it).
+    fn save(&self, path: PathBuf) -> PyResult<()> {
+        self.inner
+            .save(&path)
+            .map_err(|e| KdsrError::new_err(e.to_string()))
+    }
+
+    /// Reads a `.idr` file (from `kdsr-edge calibrate` or `Idr.save`).
+    #[staticmethod]
+    fn load(path: PathBuf) -> PyResult<Self> {
+        CoreIdr::load(&path)
+            .map(|inner| Self { inner })
+            .map_err(|e| KdsrError::new_err(e.to_string()))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "kdsr.Idr(C={}, weights_hash={:?}, images={})",
+            self.inner.d.len(),
+            self.inner.weights_hash,
+            self.inner.images
+        )
+    }
+}
+
+/// A loaded model. `model`: a split prefix, an `.onnx` file or a folder; `None` finds the
+/// default model as `kdsr-edge` does (`KDSR_MODEL`, beside the interpreter, the repository, the
+/// built-in copy). `threads`: 0 = every core. `mem_budget_mib`: per frame, as `--mem-budget`.
+#[pyclass(module = "kdsr", frozen)]
+struct Upscaler {
+    inner: CoreUpscaler,
+    label: String,
+}
+
+impl Upscaler {
+    fn run(
+        &self,
+        py: Python<'_>,
+        frame: &Bound<'_, PyAny>,
+        idr: Option<&CoreIdr>,
+    ) -> PyResult<Py<PyAny>> {
+        let (frame, kind, gray2d) = frame_from(frame)?;
+        let up = &self.inner;
+        let out = py
+            .detach(|| match frame {
+                Frame::Image(img) => match idr {
+                    Some(idr) => up.upscale_image_with_idr(&img, idr),
+                    None => up.upscale_image(&img),
+                }
+                .map(Out::Image),
+                Frame::Float(p) => match idr {
+                    Some(idr) => up.upscale_with_idr(&p, idr),
+                    None => up.upscale(&p),
+                }
+                .map(Out::Float),
+            })
+            .map_err(err)?;
+        Ok(to_numpy(py, out, kind, gray2d)?.unbind())
+    }
+}
+
+#[pymethods]
+impl Upscaler {
+    #[new]
+    #[pyo3(signature = (model=None, threads=0, mem_budget_mib=512))]
+    fn new(
+        py: Python<'_>,
+        model: Option<PathBuf>,
+        threads: usize,
+        mem_budget_mib: usize,
+    ) -> PyResult<Self> {
+        let options = Options {
+            threads,
+            mem_budget_mib,
+            ..Options::default()
+        };
+        py.detach(|| {
+            let resolved = models::resolve(model.as_deref(), None)?;
+            let label = match &resolved.found {
+                Found::Path(p) => p.display().to_string(),
+                Found::Embedded => format!("<built-in {}>", models::DEFAULT_MODEL),
+            };
+            let inner = CoreUpscaler::load_found(&resolved.found, options)?;
+            Ok(Self { inner, label })
+        })
+        .map_err(err)
+    }
+
+    /// Upscales a frame ×scale; the IDR is estimated from the frame (split models).
+    fn upscale(&self, py: Python<'_>, frame: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.run(py, frame, None)
+    }
+
+    /// Upscales a frame with a given IDR (split models): estimate it once per camera or scene.
+    fn upscale_with_idr(
+        &self,
+        py: Python<'_>,
+        frame: &Bound<'_, PyAny>,
+        idr: &Idr,
+    ) -> PyResult<Py<PyAny>> {
+        self.run(py, frame, Some(&idr.inner))
+    }
+
+    /// The IDR of a frame (split models).
+    fn estimate_idr(&self, py: Python<'_>, frame: &Bound<'_, PyAny>) -> PyResult<Idr> {
+        let (frame, _, _) = frame_from(frame)?;
+        let up = &self.inner;
+        py.detach(|| {
+            let rgb = match frame {
+                Frame::Image(img) => kdsr_core::io::from_dynamic(&img)?.rgb,
+                Frame::Float(p) => p,
+            };
+            up.estimate_idr(&rgb)
+        })
+        .map(|inner| Idr { inner })
+        .map_err(err)
+    }
+
+    /// The upscaling factor (4).
+    #[getter]
+    fn scale(&self) -> usize {
+        self.inner.scale()
+    }
+
+    /// Where the model was found (a path, or `<built-in …>`).
+    #[getter]
+    fn model(&self) -> &str {
+        &self.label
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "kdsr.Upscaler(model={:?}, scale={})",
+            self.label,
+            self.inner.scale()
+        )
+    }
+}
+
+/// The `kdsr` module.
+#[pymodule]
+fn kdsr(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Upscaler>()?;
+    m.add_class::<Idr>()?;
+    m.add("KdsrError", m.py().get_type::<KdsrError>())?;
+    m.add("DEFAULT_MODEL", models::DEFAULT_MODEL)?;
+    Ok(())
+}
