@@ -8,10 +8,10 @@
 //! 3. beside the executable: `EXE_DIR/NAME` and `EXE_DIR/FILE` (FILE = the last part of NAME,
 //!    e.g. `student-edge-camera` for `edge/camera/student-edge-camera`), then `EXE_DIR/models/NAME`;
 //! 4. an installed layout: `EXE_DIR/../share/kdsr/models/NAME` and `…/FILE`;
-//! 5. the repository's `models/`: `ROOT/models/NAME`, then `ROOT/models/*/NAME`, for each
-//!    folder `ROOT` above the executable that holds a `Cargo.toml` and a `models/` folder (a
-//!    binary under `target/release/` finds the checkout it was built in, whatever the working
-//!    directory);
+//! 5. the repository's `models/`: `ROOT/models/NAME`, then `ROOT/models/*/NAME` and
+//!    `ROOT/models/*/*/NAME`, for each folder `ROOT` above the executable that holds a
+//!    `Cargo.toml` and a `models/` folder (a binary under `target/release/` finds the checkout it
+//!    was built in, whatever the working directory);
 //! 6. the model built into the binary (only for the default NAME, with `embed-default-model`).
 //!
 //! A model "exists" at a candidate path when [`crate::Upscaler::load`] would find one there: the
@@ -127,18 +127,30 @@ pub fn search_places(name: &str, exe: Option<&Path>) -> Vec<(&'static str, PathB
         let models = root.join("models");
         if root.join("Cargo.toml").is_file() && models.is_dir() {
             push("the repository's models/", models.join(name));
-            // A bare name (`-n student-edge-int8`) also in each folder of models/ (models/edge/).
-            let mut subs: Vec<PathBuf> = std::fs::read_dir(&models)
-                .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-                .unwrap_or_default();
-            subs.retain(|p| p.is_dir());
-            subs.sort();
-            for sub in subs {
+            // A bare name (`-n student-edge-int8`) also in each folder of models/ (models/edge/),
+            // then one level further (`-n student-edge-camera` in models/edge/camera/).
+            let subs = subfolders(&models);
+            for sub in &subs {
                 push("the repository's models/", sub.join(name));
+            }
+            for sub in &subs {
+                for subsub in subfolders(sub) {
+                    push("the repository's models/", subsub.join(name));
+                }
             }
         }
     }
     out
+}
+
+/// The folders in `dir`, sorted (none if it cannot be read).
+fn subfolders(dir: &Path) -> Vec<PathBuf> {
+    let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    subs.retain(|p| p.is_dir());
+    subs.sort();
+    subs
 }
 
 /// Finds model `name` (default [`DEFAULT_MODEL`]) by the search order of the module docs:
@@ -356,6 +368,12 @@ mod tests {
         let got = r(None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(got.how, "the repository's models/");
         assert_eq!(found(got), root.join("repo/models/edge/m"));
+        // A bare name one and two folders down (`-n m`, `-n c`).
+        let got = resolve_with(None, Some("m"), None, Some(&exe)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(found(got), root.join("repo/models/edge/m"));
+        touch(&root.join("repo/models/edge/camera/c.onnx"));
+        let got = resolve_with(None, Some("c"), None, Some(&exe)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(found(got), root.join("repo/models/edge/camera/c"));
         // Installed layout beats the repository.
         touch(&root.join("repo/target/share/kdsr/models/m.onnx"));
         let got = r(None).unwrap_or_else(|e| panic!("{e}"));
