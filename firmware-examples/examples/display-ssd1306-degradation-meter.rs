@@ -7,8 +7,9 @@
 //! bars: blur σ, noise level and match quality (see the crate README for the scales).
 //!
 //! The bank is `PREFIX.bank` next to the model unless `--bank` is given; the model's own weights
-//! must have made it. Build it once with
-//! `kdsr-edge make-bank -m models/edge/student-edge` (it degrades `data/Set5`).
+//! must have made it. The default camera model ships its bank
+//! (`models/edge/camera/student-edge-camera.bank`); for another model build it once with
+//! `kdsr-edge make-bank -m MODEL` (it degrades `data/Set5`).
 //!
 //! ## Wiring (Raspberry Pi)
 //! SDA → GPIO2 (pin 3), SCL → GPIO3 (pin 5), VCC → 3.3 V, GND. Enable I2C with
@@ -19,9 +20,9 @@
 //! # on the build machine (see firmware-examples/README.md):
 //! bash scripts/build-firmware-arm.sh aarch64 --release
 //! scp target/aarch64-unknown-linux-gnu/release/examples/display-ssd1306-degradation-meter pi:
-//! scp -r models/edge pi:models/          # with student-edge.bank made by make-bank
+//! scp -r models/edge/camera pi:models/   # the camera model and its bank
 //! # on the Pi:
-//! ./display-ssd1306-degradation-meter --images frames/ -m models/edge/student-edge --loop
+//! ./display-ssd1306-degradation-meter --images frames/ -m models/camera/student-edge-camera --loop
 //! ./display-ssd1306-degradation-meter --images photo.jpg --size 128x32 --address 0x3d
 //! ```
 
@@ -64,7 +65,11 @@ struct Args {
     #[arg(short = 'i', long)]
     images: PathBuf,
     /// Model: split prefix (PREFIX-ide.onnx + PREFIX-sr.onnx) or a folder holding one.
-    #[arg(short = 'm', long, default_value = "models/edge/student-edge")]
+    #[arg(
+        short = 'm',
+        long,
+        default_value = "models/edge/camera/student-edge-camera"
+    )]
     model: PathBuf,
     /// Degradation bank (default: PREFIX.bank next to the model).
     #[arg(long)]

@@ -22,7 +22,7 @@
 //! scp target/aarch64-unknown-linux-gnu/release/examples/display-st7789-upscale pi:
 //! scp -r models/edge pi:models/
 //! # on the Pi (1.3" 240×240 ST7789):
-//! ./display-st7789-upscale --frames frames/ -m models/edge/student-edge --lr-crop 60x60
+//! ./display-st7789-upscale --frames frames/ -m models/camera/student-edge-camera --lr-crop 60x60
 //! # 2.8" 320×240 ILI9341 in landscape:
 //! ./display-st7789-upscale --frames frames/ --display ili9341 --size 240x320 --rotate 90
 //! ```
@@ -76,7 +76,11 @@ struct Args {
     #[arg(short = 'i', long)]
     frames: PathBuf,
     /// Model: split prefix (PREFIX-ide.onnx + PREFIX-sr.onnx), .onnx file or folder.
-    #[arg(short = 'm', long, default_value = "models/edge/student-edge")]
+    #[arg(
+        short = 'm',
+        long,
+        default_value = "models/edge/camera/student-edge-camera"
+    )]
     model: PathBuf,
     /// Display controller.
     #[arg(long, value_enum, default_value = "st7789")]

@@ -18,7 +18,7 @@
 //!     --input data/Set5/butterfly.png --lr-crop 64x64 --size 240x135 --out /tmp/scene.png
 //! cargo run --release -p kdsr-firmware-examples --example simulator-upscale -- \
 //!     --input data/Set5/butterfly.png --size 320x240 --fit contain --pixel-scale 2 --out /tmp/whole.png
-//! kdsr-edge make-bank -m models/edge/student-edge     # once, for the meter
+//! # the meter: the default camera model ships its bank (another model needs make-bank once)
 //! cargo run --release -p kdsr-firmware-examples --example simulator-upscale -- \
 //!     --scene meter --input data/Set14/lenna.png --size 128x64 --pixel-scale 3 --out /tmp/meter.png
 //! ```
@@ -59,7 +59,11 @@ struct Args {
     #[arg(short = 'i', long, default_value = "data/Set5/butterfly.png")]
     input: PathBuf,
     /// Model: split prefix (PREFIX-ide.onnx + PREFIX-sr.onnx), .onnx file or folder.
-    #[arg(short = 'm', long, default_value = "models/edge/student-edge")]
+    #[arg(
+        short = 'm',
+        long,
+        default_value = "models/edge/camera/student-edge-camera"
+    )]
     model: PathBuf,
     /// What to draw.
     #[arg(long, value_enum, default_value = "upscale")]
