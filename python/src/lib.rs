@@ -45,14 +45,6 @@ enum Frame {
     Float(Planar),
 }
 
-/// The numpy dtype and shape of a frame, to give the output the same.
-#[derive(Clone, Copy)]
-enum Kind {
-    U8,
-    U16,
-    F32,
-}
-
 fn shape_hwc(shape: &[usize]) -> PyResult<(u32, u32, usize)> {
     let (h, w, c) = match *shape {
         [h, w] => (h, w, 1),
@@ -78,39 +70,45 @@ fn buffer<P: image::Pixel>(
         .ok_or_else(|| PyValueError::new_err("frame data does not fill its shape"))
 }
 
-fn frame_from(obj: &Bound<'_, PyAny>) -> PyResult<(Frame, Kind, bool)> {
+/// A numpy frame's height, width, channels and values in C order (any strides).
+fn pixels<T: numpy::Element + Copy>(
+    a: &PyReadonlyArrayDyn<'_, T>,
+) -> PyResult<(u32, u32, usize, Vec<T>)> {
+    let (h, w, c) = shape_hwc(a.shape())?;
+    Ok((h, w, c, a.as_array().iter().copied().collect()))
+}
+
+/// The frame and whether it was 2-D (gray `H×W`, returned 2-D).
+fn frame_from(obj: &Bound<'_, PyAny>) -> PyResult<(Frame, bool)> {
     if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, u8>>() {
-        let (h, w, c) = shape_hwc(a.shape())?;
-        let v: Vec<u8> = a.as_array().iter().copied().collect();
+        let (h, w, c, v) = pixels(&a)?;
         let img = match c {
             1 => DynamicImage::ImageLuma8(buffer(w, h, v)?),
             3 => DynamicImage::ImageRgb8(buffer(w, h, v)?),
             _ => DynamicImage::ImageRgba8(buffer(w, h, v)?),
         };
-        return Ok((Frame::Image(img), Kind::U8, a.ndim() == 2));
+        return Ok((Frame::Image(img), a.ndim() == 2));
     }
     if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, u16>>() {
-        let (h, w, c) = shape_hwc(a.shape())?;
-        let v: Vec<u16> = a.as_array().iter().copied().collect();
+        let (h, w, c, v) = pixels(&a)?;
         let img = match c {
             1 => DynamicImage::ImageLuma16(buffer(w, h, v)?),
             3 => DynamicImage::ImageRgb16(buffer(w, h, v)?),
             _ => DynamicImage::ImageRgba16(buffer(w, h, v)?),
         };
-        return Ok((Frame::Image(img), Kind::U16, a.ndim() == 2));
+        return Ok((Frame::Image(img), a.ndim() == 2));
     }
     if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, f32>>() {
-        let (h, w, c) = shape_hwc(a.shape())?;
+        let (h, w, c, v) = pixels(&a)?;
         if c != 3 || a.ndim() != 3 {
             return Err(PyValueError::new_err(format!(
                 "a float32 frame is H x W x 3 RGB in [0, 1]; got shape {:?}",
                 a.shape()
             )));
         }
-        let v: Vec<f32> = a.as_array().iter().copied().collect();
         let p = Planar::from_hwc(3, h as usize, w as usize, &v)
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        return Ok((Frame::Float(p), Kind::F32, false));
+        return Ok((Frame::Float(p), false));
     }
     Err(PyValueError::new_err(
         "a frame is a numpy array of uint8, uint16 or float32 (H x W x 3 RGB, H x W gray, \
@@ -118,60 +116,42 @@ fn frame_from(obj: &Bound<'_, PyAny>) -> PyResult<(Frame, Kind, bool)> {
     ))
 }
 
-/// The numpy array of an upscaled frame, of the input's dtype and layout.
-fn to_numpy<'py>(
-    py: Python<'py>,
-    out: Out,
-    kind: Kind,
-    gray2d: bool,
-) -> PyResult<Bound<'py, PyAny>> {
-    let shape = |h: u32, w: u32, c: usize| {
-        if gray2d {
-            IxDyn(&[h as usize, w as usize])
-        } else {
-            IxDyn(&[h as usize, w as usize, c])
+/// The numpy array of an upscaled frame: the image's own sample type (the runtime returns the
+/// input's bit depth and colour kind), 2-D for a 2-D gray input.
+fn to_numpy<'py>(py: Python<'py>, out: Out, gray2d: bool) -> PyResult<Bound<'py, PyAny>> {
+    let img = match out {
+        // Clipped to [0, 1] as the integer paths are to their range.
+        Out::Float(p) => {
+            return array(
+                py,
+                &[p.height(), p.width(), 3],
+                p.map(|v| v.clamp(0.0, 1.0)).to_hwc(),
+            );
         }
+        Out::Image(img) => img,
     };
-    let bad = |e: numpy::ndarray::ShapeError| PyValueError::new_err(e.to_string());
-    Ok(match (out, kind) {
-        (Out::Float(p), _) => {
-            let (h, w) = (p.height(), p.width());
-            // Clipped to [0, 1] as the integer paths are to their range.
-            ArrayD::from_shape_vec(IxDyn(&[h, w, 3]), p.map(|v| v.clamp(0.0, 1.0)).to_hwc())
-                .map_err(bad)?
-                .into_pyarray(py)
-                .into_any()
-        }
-        (Out::Image(img), Kind::U16) => {
-            let (w, h, c) = (
-                img.width(),
-                img.height(),
-                usize::from(img.color().channel_count()),
-            );
-            let v = img.into_rgba16();
-            let v: Vec<u16> = match c {
-                1 => v.pixels().map(|p| p.0[0]).collect(),
-                3 => v.pixels().flat_map(|p| [p.0[0], p.0[1], p.0[2]]).collect(),
-                _ => v.into_raw(),
-            };
-            ArrayD::from_shape_vec(shape(h, w, c), v)
-                .map_err(bad)?
-                .into_pyarray(py)
-                .into_any()
-        }
-        (Out::Image(img), _) => {
-            let (w, h, c) = (
-                img.width(),
-                img.height(),
-                usize::from(img.color().channel_count()),
-            );
-            let v = img.into_bytes();
-            ArrayD::from_shape_vec(shape(h, w, c), v)
-                .map_err(bad)?
-                .into_pyarray(py)
-                .into_any()
-        }
-    })
+    let (h, w, c) = (
+        img.height() as usize,
+        img.width() as usize,
+        usize::from(img.color().channel_count()),
+    );
+    let shape: &[usize] = if gray2d { &[h, w] } else { &[h, w, c] };
+    match img {
+        DynamicImage::ImageLuma16(b) => array(py, shape, b.into_raw()),
+        DynamicImage::ImageRgb16(b) => array(py, shape, b.into_raw()),
+        DynamicImage::ImageRgba16(b) => array(py, shape, b.into_raw()),
+        img => array(py, shape, img.into_bytes()),
+    }
+}
+
+fn array<'py, T: numpy::Element>(
+    py: Python<'py>,
+    shape: &[usize],
+    v: Vec<T>,
+) -> PyResult<Bound<'py, PyAny>> {
+    ArrayD::from_shape_vec(IxDyn(shape), v)
+        .map(|a| a.into_pyarray(py).into_any())
+        .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 enum Out {
@@ -254,7 +234,7 @@ impl Upscaler {
         frame: &Bound<'_, PyAny>,
         idr: Option<&CoreIdr>,
     ) -> PyResult<Py<PyAny>> {
-        let (frame, kind, gray2d) = frame_from(frame)?;
+        let (frame, gray2d) = frame_from(frame)?;
         let up = &self.inner;
         let out = py
             .detach(|| match frame {
@@ -270,7 +250,7 @@ impl Upscaler {
                 .map(Out::Float),
             })
             .map_err(err)?;
-        Ok(to_numpy(py, out, kind, gray2d)?.unbind())
+        Ok(to_numpy(py, out, gray2d)?.unbind())
     }
 }
 
@@ -318,7 +298,7 @@ impl Upscaler {
 
     /// The IDR of a frame (split models).
     fn estimate_idr(&self, py: Python<'_>, frame: &Bound<'_, PyAny>) -> PyResult<Idr> {
-        let (frame, _, _) = frame_from(frame)?;
+        let (frame, _) = frame_from(frame)?;
         let up = &self.inner;
         py.detach(|| {
             let rgb = match frame {
