@@ -3,7 +3,7 @@
 Usage: python3 scripts/ablation_table.py OUT RESULTS TEACHER ITERS PATCH BATCH ROW...
 Reads OUT/eval-teacher.json and OUT/eval-ROW.json (written by `trainer eval`); the paper's
 numbers (Tables 4 and 5, KDSR_S-M scale, Set5/Set14 Gaussian8 ×4 where given) are quoted from
-shared/reference/paper-tables.md only as a reminder of the expected ordering.
+docs/reference/paper-tables.md only as a reminder of the expected ordering.
 """
 import json
 import os

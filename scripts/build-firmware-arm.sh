@@ -15,19 +15,8 @@ which_arch="${1:-all}"
 profile=()
 [[ "${2:-}" == "--release" ]] && profile=(--release)
 
-missing=()
-command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
-command -v arm-linux-gnueabihf-gcc >/dev/null || missing+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross)
-if ((${#missing[@]})); then
-  sudo=""
-  [[ $(id -u) -ne 0 ]] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
-fi
-installed=$(rustup target list --installed)
-for t in aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf; do
-  grep -qx "$t" <<<"$installed" || rustup target add "$t"
-done
+# shellcheck source=scripts/arm-toolchain.sh
+source scripts/arm-toolchain.sh
 
 build() {
   local target=$1 start=$SECONDS

@@ -1,7 +1,7 @@
 //! Folding an IDR into constant depthwise kernels, in Rust, exactly as the official IDR-DDC
 //! computes them: `k = W2 · LReLU0.1(W1 · D)` (`W1 = da_conv1.kernel.0.weight` `[C, C]`,
 //! `W2 = da_conv1.kernel.2.weight` `[9C, C]`, no biases), read row-major as `[C, 1, 3, 3]`: channel
-//! `c`, kernel row `i`, column `j` is `k[c·9 + i·3 + j]` (kdsr-architecture.md §4.2). The sums are
+//! `c`, kernel row `i`, column `j` is `k[c·9 + i·3 + j]` (docs/reference/kdsr-architecture.md §4.2). The sums are
 //! accumulated in f64 and rounded once, so the result does not depend on summation order.
 
 use kdsr_core::spec::checkpoint::Weights;

@@ -85,13 +85,13 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     class_code(class_of(e))
 }
 
-/// kdsr-edge: KDSR ×4 blind super-resolution with tract, on CPUs and ARM boards.
+/// KDSR ×4 blind super-resolution with tract, on CPUs and ARM boards.
 ///
 /// Models are ONNX graphs exported by `converter export`: a split pair (PREFIX-ide.onnx +
 /// PREFIX-sr.onnx: the IDR is estimated once per image and shared by all tiles), a dynamic graph
 /// (one file, never tiled) or a folded graph (a camera's IDR built in).
 #[derive(Debug, Parser)]
-#[command(name = "kdsr-edge", version, after_help = EXIT_CODES)]
+#[command(name = "kdsr-edge", version, propagate_version = true, after_help = EXIT_CODES)]
 pub struct Cli {
     /// The subcommand.
     #[command(subcommand)]
@@ -126,6 +126,19 @@ pub enum Command {
     /// to bicubic and the paper, as `trainer eval` measures a checkpoint.
     #[command(after_help = EXIT_CODES)]
     Eval(EvalArgs),
+    /// Write the manual pages (roff): kdsr-edge.1 and one per subcommand (kdsr-edge-upscale.1,
+    /// …), for packagers (scripts/package-deb.sh). Hidden from the help, as ripgrep's
+    /// `--generate man` is.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+/// Arguments of `kdsr-edge man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The folder to write the pages into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
 }
 
 /// tract's direct spatial convolution (`TRACT_DISABLE_DIRECT_SPATIAL`).

@@ -1,7 +1,7 @@
 //! One ONNX graph file: its `metadata_props`, the symbolic (decluttered) tract model, and the
 //! optimized plans built from it, one per concrete input size.
 //!
-//! tract's fast convolution kernels need concrete shapes (`shared/reference/tract-notes.md`: a plan
+//! tract's fast convolution kernels need concrete shapes (`docs/reference/tract-notes.md`: a plan
 //! optimized with symbolic H/W runs about 2× slower), so the symbolic model is kept and
 //! `Graph::plan` concretizes `h`, `w` and optimizes once per size, caching the plan. Tiling
 //! uses one window size for all tiles of an image, so an image needs one plan per graph; the

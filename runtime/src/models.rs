@@ -7,7 +7,8 @@
 //! 2. `KDSR_MODEL=PATH` (the same, from the environment);
 //! 3. beside the executable: `EXE_DIR/NAME` and `EXE_DIR/FILE` (FILE = the last part of NAME,
 //!    e.g. `student-edge-camera` for `edge/camera/student-edge-camera`), then `EXE_DIR/models/NAME`;
-//! 4. an installed layout: `EXE_DIR/../share/kdsr/models/NAME` and `…/FILE`;
+//! 4. an installed layout (the .deb's `/usr/share/kdsr/models`): `EXE_DIR/../share/kdsr/models/NAME`
+//!    and `…/FILE`, then `NAME` in its folders and their folders, as in rule 5;
 //! 5. the repository's `models/`: `ROOT/models/NAME`, then `ROOT/models/*/NAME` and
 //!    `ROOT/models/*/*/NAME`, for each folder `ROOT` above the executable that holds a
 //!    `Cargo.toml` and a `models/` folder (a binary under `target/release/` finds the checkout it
@@ -123,23 +124,28 @@ pub fn search_places(name: &str, exe: Option<&Path>) -> Vec<(&'static str, PathB
     let share = dir.join("..").join("share").join("kdsr").join("models");
     push("installed layout", share.join(name));
     push("installed layout", share.join(&file));
+    for p in nested(&share, name) {
+        push("installed layout", p);
+    }
     for root in dir.ancestors().skip(1) {
         let models = root.join("models");
         if root.join("Cargo.toml").is_file() && models.is_dir() {
             push("the repository's models/", models.join(name));
-            // A bare name (`-n student-edge-int8`) also in each folder of models/ (models/edge/),
-            // then one level further (`-n student-edge-camera` in models/edge/camera/).
-            let subs = subfolders(&models);
-            for sub in &subs {
-                push("the repository's models/", sub.join(name));
-            }
-            for sub in &subs {
-                for subsub in subfolders(sub) {
-                    push("the repository's models/", subsub.join(name));
-                }
+            for p in nested(&models, name) {
+                push("the repository's models/", p);
             }
         }
     }
+    out
+}
+
+/// A bare name (`-n student-edge-int8`) in each folder of a models folder (`models/edge/`), then
+/// one level further (`-n student-edge-camera` in `models/edge/camera/`).
+fn nested(models: &Path, name: &str) -> Vec<PathBuf> {
+    let subs = subfolders(models);
+    let deeper = subs.iter().flat_map(|sub| subfolders(sub));
+    let mut out: Vec<PathBuf> = subs.iter().map(|sub| sub.join(name)).collect();
+    out.extend(deeper.map(|subsub| subsub.join(name)));
     out
 }
 
@@ -397,6 +403,37 @@ mod tests {
             (got.how.clone(), found(got)),
             (ENV_VAR.to_owned(), PathBuf::from("y"))
         );
+    }
+
+    #[test]
+    fn the_installed_layout_finds_bare_names_in_its_folders() {
+        // The .deb's layout: /usr/bin/kdsr-edge, /usr/share/kdsr/models/edge/camera/….
+        let t = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let usr = t.path().join("usr");
+        let exe = usr.join("bin/kdsr-edge");
+        touch(&exe);
+        let models = usr.join("share/kdsr/models");
+        touch(&models.join("edge/camera/c-int8-ide.onnx"));
+        touch(&models.join("edge/camera/c-int8-sr.onnx"));
+        touch(&models.join("edge/e.onnx"));
+        for (name, want) in [
+            ("c-int8", "edge/camera/c-int8"),
+            ("edge/camera/c-int8", "edge/camera/c-int8"),
+            ("e", "edge/e"),
+        ] {
+            let got = resolve_with(None, Some(name), None, Some(&exe))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(got.how, "installed layout", "{name}");
+            match got.found {
+                // `bin/../share/…`: compare the folders with the `..` resolved.
+                Found::Path(p) => {
+                    let w = models.join(want);
+                    let dir = |q: &Path| q.parent().and_then(|d| d.canonicalize().ok());
+                    assert_eq!((dir(&p), p.file_name()), (dir(&w), w.file_name()), "{name}");
+                }
+                Found::Embedded => panic!("{name}: embedded"),
+            }
+        }
     }
 
     #[test]

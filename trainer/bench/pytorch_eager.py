@@ -1,6 +1,6 @@
 """Training-step speed of KDSR in PyTorch eager, for comparison with `trainer` on the same libtorch.
 
-Builds the network from kdsr-architecture.md (our own code, no official code), degrades random HR
+Builds the network from docs/reference/kdsr-architecture.md (our own code, no official code), degrades random HR
 batches with the same tensor ops the Rust trainer uses (reflect-pad 21x21 Gaussian blur, bicubic
 down as resampling matrices, quantisation), and times L1 + backward + Adam steps. Prints one JSON
 line. Usage: python pytorch_eager.py --c 32 --n 8 --r 3 --role teacher --batch 8 --patch 192

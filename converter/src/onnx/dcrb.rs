@@ -1,4 +1,4 @@
-//! The IDR-DCRB block (kdsr-architecture.md §4.1–4.2): a depthwise 3×3 conv whose kernels come
+//! The IDR-DCRB block (docs/reference/kdsr-architecture.md §4.1–4.2): a depthwise 3×3 conv whose kernels come
 //! from `D`, LeakyReLU(0.1), the ordinary conv `conv1`, and the residual add.
 //!
 //! Where the kernels come from is a [`Kernels`] value:

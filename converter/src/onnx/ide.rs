@@ -1,5 +1,5 @@
-//! The KD-IDE of a student (`E_st`, kdsr-architecture.md §3): the convolutional trunk at LR
-//! resolution, global average pooling, then `mlp` → `D'` and `compress` → `D`.
+//! The KD-IDE of a student (`E_st`, docs/reference/kdsr-architecture.md §3): the convolutional
+//! trunk at LR resolution, global average pooling, then `mlp` → `D'` and `compress` → `D`.
 //!
 //! Node names follow the official `nn.Sequential` indices: `E_st.E.0` (conv), `E_st.E.1`
 //! (LeakyReLU), `E_st.E.{2+r}.body.{0,1,2}` and the residual add `E_st.E.{2+r}`, the three tail

@@ -1,4 +1,4 @@
-//! The SR network `G` (kdsr-architecture.md §4): `sub_mean`, head conv, N IDR-DCRBs, body conv
+//! The SR network `G` (docs/reference/kdsr-architecture.md §4): `sub_mean`, head conv, N IDR-DCRBs, body conv
 //! plus the long skip, upsampler, tail conv, `add_mean`.
 //!
 //! The MeanShifts are written as the 1×1 convs they are, with the checkpoint's own

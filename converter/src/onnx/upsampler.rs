@@ -1,4 +1,4 @@
-//! The upsampler `G.tail.0` (kdsr-architecture.md §4 step 5): per stage a 3×3 conv `C → f²·C`
+//! The upsampler `G.tail.0` (docs/reference/kdsr-architecture.md §4 step 5): per stage a 3×3 conv `C → f²·C`
 //! and a PixelShuffle(f), written as `DepthToSpace(blocksize f, mode CRD)` — CRD is PixelShuffle's
 //! channel order `c·f² + i·f + j`. ×4 is two ×2 stages (`tail.0.0`/`.1`, `tail.0.2`/`.3`), ×3 one
 //! ×3 stage, ×2 one ×2 stage.

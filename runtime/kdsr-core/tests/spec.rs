@@ -34,7 +34,7 @@ fn official_parameter_counts() {
 
 #[test]
 fn per_module_counts_match_the_official_table() {
-    // kdsr-architecture.md §9: (IDE total, trunk, mlp, compress, G total, head, body.0,
+    // docs/reference/kdsr-architecture.md §9: (IDE total, trunk, mlp, compress, G total, head, body.0,
     // one block, its DDC MLP, body.1, upsampler, final conv)
     let rows = [
         (
@@ -89,7 +89,7 @@ fn per_module_counts_match_the_official_table() {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
-    /// The closed forms of kdsr-architecture.md §9 (s = 4) against the enumerated layout.
+    /// The closed forms of docs/reference/kdsr-architecture.md §9 (s = 4) against the enumerated layout.
     #[test]
     fn closed_forms(c in 1usize..200, n in 1usize..60, r in 1usize..12, teacher in any::<bool>()) {
         let mut cfg = KdsrConfig::student_m();

@@ -6,6 +6,7 @@ mod calibrate;
 mod eval;
 mod inspect;
 mod make_bank;
+mod man;
 mod stream;
 mod upscale;
 
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Bench(a) => bench::run(a),
         Command::MakeBank(a) => make_bank::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Man(a) => man::run(a),
     }
 }
 

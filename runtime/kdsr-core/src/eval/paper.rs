@@ -1,5 +1,5 @@
 //! The paper's published numbers (Xia et al., ICLR 2023, Tables 1 and 2), for side-by-side
-//! comparison in evaluation reports. Copied from the project's `paper-tables.md`.
+//! comparison in evaluation reports. Copied from `docs/reference/paper-tables.md`.
 
 /// Table 1, Gaussian8 ×4, PSNR / SSIM (Y, border 4): `(method, set, psnr, ssim)`.
 pub const TABLE1: &[(&str, &str, f64, f64)] = &[

@@ -1,5 +1,5 @@
 //! The official `state_dict` layout: every weight tensor of a [`KdsrConfig`] with its key and
-//! shape, in the order the official `BlindSR` registers them (kdsr-architecture.md §5).
+//! shape, in the order the official `BlindSR` registers them (docs/reference/kdsr-architecture.md §5).
 
 use super::{BlockConv, DDC_KERNEL, KdsrConfig};
 

@@ -1,4 +1,4 @@
-//! Multiply-accumulate counts (kdsr-architecture.md §10).
+//! Multiply-accumulate counts (docs/reference/kdsr-architecture.md §10).
 //!
 //! Two ways of counting:
 //! - [`Counting::All`]: every conv, linear layer, the dynamic depthwise conv and the MeanShift
