@@ -197,11 +197,7 @@ fn write_f32(path: &Path, data: &[f32]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-fn suffixed(prefix: &Path, suffix: &str) -> PathBuf {
-    let mut s = prefix.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
+use kdsr_core::spec::onnx::{split_paths, suffixed};
 
 /// Largest |a − b| over two equally long slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -233,10 +229,11 @@ pub fn load(path: &Path, threads: usize, (h, w): (usize, usize)) -> Result<Upsca
 pub fn prepare(dir: &Path) -> Result<Fixture> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let prefix = model_prefix();
+    let (ide, sr) = split_paths(&prefix);
     let graphs = Graphs {
         dynamic: suffixed(&prefix, ".onnx"),
-        ide: suffixed(&prefix, "-ide.onnx"),
-        sr: suffixed(&prefix, "-sr.onnx"),
+        ide,
+        sr,
         folded: dir.join(format!(
             "{}-folded.onnx",
             prefix

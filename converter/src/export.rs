@@ -243,15 +243,8 @@ pub fn output_paths(kind: ExportKind, out: &Path) -> Vec<(GraphKind, PathBuf)> {
                 Some(e) if e.eq_ignore_ascii_case("onnx") => out.with_extension(""),
                 _ => out.to_path_buf(),
             };
-            let with = |suffix: &str| {
-                let mut s = stem.clone().into_os_string();
-                s.push(suffix);
-                PathBuf::from(s)
-            };
-            vec![
-                (GraphKind::Ide, with("-ide.onnx")),
-                (GraphKind::Sr, with("-sr.onnx")),
-            ]
+            let (ide, sr) = kdsr_core::spec::onnx::split_paths(&stem);
+            vec![(GraphKind::Ide, ide), (GraphKind::Sr, sr)]
         }
     }
 }

@@ -141,35 +141,34 @@ impl<'n> IdeRunner<'n> {
     }
 }
 
-/// Checks an IDR against the network: `D` of length C and finite, plausible values
-/// ([`Idr::check_values`], the runtime's check too) always; the producing weights' hash unless
-/// `force`.
+/// Checks an IDR against the network with [`Idr::check_for`], the runtime's check too: `D` of
+/// length C and finite, plausible values ([`Idr::check_values`]) always; the producing weights'
+/// hash, present and equal, unless `force`.
 pub fn check(net: &Network, idr: &Idr, source_name: &str, force: bool) -> Result<()> {
-    let c = net.config.n_feats;
-    if idr.d.len() != c {
-        return Err(ConvertError::IdrLength {
-            source_name: source_name.to_owned(),
-            found: idr.d.len(),
-            expected: c,
-        });
-    }
-    idr.check_values()
-        .map_err(|message| ConvertError::IdrValues {
-            source_name: source_name.to_owned(),
+    use kdsr_core::idr::IdrMismatch;
+    let source_name = source_name.to_owned();
+    match idr.check_for(net.config.n_feats, &net.weights_hash, force) {
+        Ok(()) => Ok(()),
+        Err(IdrMismatch::Length { found, expected }) => Err(ConvertError::IdrLength {
+            source_name,
+            found,
+            expected,
+        }),
+        Err(IdrMismatch::Values(message)) => Err(ConvertError::IdrValues {
+            source_name,
             message,
-        })?;
-    if !force && idr.weights_hash != net.weights_hash {
-        return Err(ConvertError::IdrHash {
-            source_name: source_name.to_owned(),
-            idr_hash: if idr.weights_hash.is_empty() {
-                "<none recorded>".to_owned()
-            } else {
-                idr.weights_hash.clone()
-            },
+        }),
+        Err(IdrMismatch::NoHash) => Err(ConvertError::IdrHash {
+            source_name,
+            idr_hash: "<none recorded>".to_owned(),
             weights_hash: net.weights_hash.clone(),
-        });
+        }),
+        Err(IdrMismatch::Hash { idr, model }) => Err(ConvertError::IdrHash {
+            source_name,
+            idr_hash: idr,
+            weights_hash: model,
+        }),
     }
-    Ok(())
 }
 
 /// Resolves `src` to an IDR for `net`. An `.idr` file is checked with [`check`]; images are run

@@ -18,101 +18,72 @@ use tract_onnx::tract_core::knobs::KnobScope;
 
 use crate::error::{Error, Result, guard_tract};
 
-use kdsr_core::spec::onnx::keys;
-pub use kdsr_core::spec::onnx::{FORMAT_VERSION, GraphKind};
+use kdsr_core::spec::onnx::names;
+pub use kdsr_core::spec::onnx::{FORMAT_VERSION, GraphKind, Precision};
 
-/// What a graph's `metadata_props` say (keys `kdsr.*`, written by `kdsr-converter`).
+/// What a graph file's `kdsr.*` metadata say (the contract's
+/// [`kdsr_core::spec::onnx::GraphMeta`], written by `kdsr-converter`), and the file. Dereferences
+/// to the metadata, so `meta.kind`, `meta.n_feats`, … read through.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct GraphMeta {
     /// The file.
     pub path: PathBuf,
-    /// `kdsr.graph`.
-    pub kind: GraphKind,
-    /// `kdsr.preset`.
-    pub preset: String,
-    /// `kdsr.scale`.
-    pub scale: u32,
-    /// `kdsr.n_feats` (C, the length of `D`).
-    pub n_feats: usize,
-    /// `kdsr.n_blocks` (N), when present.
-    pub n_blocks: Option<usize>,
-    /// `kdsr.n_resblocks` (R), when present.
-    pub n_resblocks: Option<usize>,
-    /// `kdsr.precision`.
-    pub precision: String,
-    /// `kdsr.weights_hash`.
-    pub weights_hash: String,
-    /// `kdsr.idr_source` of folded graphs.
-    pub idr_source: Option<String>,
+    /// Its metadata.
+    #[serde(flatten)]
+    pub props: kdsr_core::spec::onnx::GraphMeta,
+}
+
+impl std::ops::Deref for GraphMeta {
+    type Target = kdsr_core::spec::onnx::GraphMeta;
+    fn deref(&self) -> &Self::Target {
+        &self.props
+    }
 }
 
 impl GraphMeta {
-    /// Reads and checks the `kdsr.*` metadata of `proto` (file `path`): format `1`, a known graph
-    /// kind, scale 2/3/4, C > 0 and a weights hash must all be present.
+    /// Reads and checks the `kdsr.*` metadata of `proto` (file `path`) with
+    /// [`kdsr_core::spec::onnx::GraphMeta::from_props`]: format `1`, a known graph kind and
+    /// precision, scale 2/3/4, C > 0 and a weights hash must all be present.
     pub fn from_proto(proto: &ModelProto, path: &Path) -> Result<Self> {
-        let props: HashMap<&str, &str> = proto
+        let props = proto
             .metadata_props
             .iter()
-            .map(|p| (p.key.as_str(), p.value.as_str()))
-            .collect();
-        let bad = |m: String| Error::model(path, m);
-        let get = |k: &str| -> Result<&str> {
-            props.get(k).copied().ok_or_else(|| {
-                bad(format!(
-                    "metadata_props lack `{k}`: not a graph written by kdsr-converter (re-export \
-                     it with `converter export`)"
-                ))
-            })
-        };
-        let format = get(keys::FORMAT)?;
-        if format != FORMAT_VERSION {
-            return Err(bad(format!(
-                "graph format `{format}`, this kdsr-edge reads format `{FORMAT_VERSION}`; \
-                 re-export the model with a matching converter"
-            )));
-        }
-        let kind_s = get(keys::GRAPH)?;
-        let kind = GraphKind::parse(kind_s).ok_or_else(|| {
-            bad(format!(
-                "unknown graph kind `{kind_s}` (expected dynamic, ide, sr, folded or batched)"
-            ))
-        })?;
-        let num = |k: &str| -> Result<usize> {
-            let v = get(k)?;
-            v.parse::<usize>()
-                .map_err(|_| bad(format!("`{k}` = `{v}` is not a number")))
-        };
-        let opt_num = |k: &str| -> Result<Option<usize>> {
-            match props.get(k) {
-                None => Ok(None),
-                Some(v) => v
-                    .parse::<usize>()
-                    .map(Some)
-                    .map_err(|_| bad(format!("`{k}` = `{v}` is not a number"))),
-            }
-        };
-        let scale = num(keys::SCALE)?;
-        if !(2..=4).contains(&scale) {
-            return Err(bad(format!(
-                "`kdsr.scale` = {scale}: KDSR defines scales 2, 3 and 4"
-            )));
-        }
-        let n_feats = num(keys::N_FEATS)?;
-        if n_feats == 0 {
-            return Err(bad("`kdsr.n_feats` = 0".into()));
-        }
+            .map(|p| (p.key.as_str(), p.value.as_str()));
+        let props = kdsr_core::spec::onnx::GraphMeta::from_props(props)
+            .map_err(|m| Error::model(path, m))?;
         Ok(GraphMeta {
             path: path.to_path_buf(),
-            kind,
-            preset: get(keys::PRESET)?.to_owned(),
-            scale: scale as u32,
-            n_feats,
-            n_blocks: opt_num(keys::N_BLOCKS)?,
-            n_resblocks: opt_num(keys::N_RESBLOCKS)?,
-            precision: props.get(keys::PRECISION).unwrap_or(&"f32").to_string(),
-            weights_hash: get(keys::WEIGHTS_HASH)?.to_owned(),
-            idr_source: props.get(keys::IDR_SOURCE).map(|s| s.to_string()),
+            props,
         })
+    }
+}
+
+/// Whether tract's direct spatial convolution is used (the `TRACT_DISABLE_DIRECT_SPATIAL` knob,
+/// applied while plans are optimized).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectSpatial {
+    /// The measured default per graph kind ([`DirectSpatial::disables_for`]).
+    #[default]
+    Auto,
+    /// Direct spatial convolution allowed (tract's own default).
+    On,
+    /// `TRACT_DISABLE_DIRECT_SPATIAL=1`: im2col + matrix product.
+    Off,
+}
+
+impl DirectSpatial {
+    /// Whether the knob `TRACT_DISABLE_DIRECT_SPATIAL` is set for a graph of `kind`. `Auto`
+    /// follows the measurement in `runtime/README.md` (x86-64, tract 0.23.9, LR 180×320):
+    /// disabling direct spatial convolution made the IDE 1.5–1.8× faster and the dynamic graph
+    /// 5–15 % faster, left the SR graph unchanged, and made the folded graph up to 1.45× slower,
+    /// so `Auto` disables it for every graph but folded ones.
+    pub fn disables_for(self, kind: GraphKind) -> bool {
+        match self {
+            DirectSpatial::Auto => kind != GraphKind::Folded,
+            DirectSpatial::Off => true,
+            DirectSpatial::On => false,
+        }
     }
 }
 
@@ -123,7 +94,7 @@ pub(crate) struct PlanSettings {
     /// `None` runs on the calling thread.
     pub executor: Option<Executor>,
     /// Decides `TRACT_DISABLE_DIRECT_SPATIAL` per graph kind while optimizing.
-    pub direct_spatial: crate::upscaler::DirectSpatial,
+    pub direct_spatial: DirectSpatial,
 }
 
 type Plan = Arc<TypedRunnableModel>;
@@ -162,7 +133,7 @@ pub(crate) struct Graph {
 pub fn check_graph_bytes(bytes: &[u8], path: &Path) -> Result<GraphMeta> {
     let settings = Arc::new(PlanSettings {
         executor: None,
-        direct_spatial: crate::upscaler::DirectSpatial::default(),
+        direct_spatial: DirectSpatial::default(),
     });
     Graph::from_bytes(bytes, path, settings).map(|g| g.meta)
 }
@@ -281,17 +252,17 @@ impl Graph {
         crate::ops::rewrite_decluttered(&mut model, ops)
             .map_err(|e| tract_err(path, "substituting kdsr-edge's operators", e))?;
         let find = |names: &[String], n: &str| names.iter().position(|x| x == n);
-        let lr_input = find(&input_names, "lr").ok_or_else(|| {
+        let lr_input = find(&input_names, names::LR).ok_or_else(|| {
             Error::model(
                 path,
-                format!("no input named `lr` (inputs: {input_names:?})"),
+                format!("no input named `{}` (inputs: {input_names:?})", names::LR),
             )
         })?;
-        let d_input = find(&input_names, "D");
+        let d_input = find(&input_names, names::D);
         let (out_sr, out_d, out_dp) = (
-            find(&output_names, "sr"),
-            find(&output_names, "D"),
-            find(&output_names, "D_prime"),
+            find(&output_names, names::SR),
+            find(&output_names, names::D),
+            find(&output_names, names::D_PRIME),
         );
         let need = |ok: bool, what: &str| -> Result<()> {
             if ok {
@@ -308,13 +279,7 @@ impl Graph {
             }
         };
         // The inputs and outputs each kind has (converter/README.md, "Graphs"), exactly.
-        let (want_in, want_out): (&[&str], &[&str]) = match meta.kind {
-            GraphKind::Dynamic => (&["lr"], &["sr", "D"]),
-            GraphKind::Ide => (&["lr"], &["D", "D_prime"]),
-            GraphKind::Sr => (&["lr", "D"], &["sr"]),
-            GraphKind::Folded => (&["lr"], &["sr"]),
-            GraphKind::Batched => (&["lr"], &["sr", "D"]),
-        };
+        let (want_in, want_out) = meta.kind.io();
         let same = |got: &[String], want: &[&str]| {
             let mut g: Vec<&str> = got.iter().map(String::as_str).collect();
             let mut w = want.to_vec();
@@ -384,8 +349,8 @@ impl Graph {
         let scale = i64::from(meta.scale);
         let c = meta.n_feats as i64;
         for (ix, name, want) in [
-            (out_sr, "sr", vec![1, 3, scale * ph, scale * pw]),
-            (out_d, "D", vec![1, c]),
+            (out_sr, names::SR, vec![1, 3, scale * ph, scale * pw]),
+            (out_d, names::D, vec![1, c]),
             (out_dp, "D_prime", vec![1, 4 * c]),
         ] {
             let Some(ix) = ix else { continue };

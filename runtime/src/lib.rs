@@ -40,7 +40,7 @@ pub mod upscaler;
 pub mod video;
 
 pub use error::{Error, ErrorClass, Result};
-pub use graph::{GraphKind, GraphMeta};
+pub use graph::{GraphKind, GraphMeta, Precision};
 pub use kdsr_core::Planar;
 pub use kdsr_core::idr::Idr;
 pub use upscaler::{DirectSpatial, ModelInfo, ModelKind, Options, TileOutput, Upscaler};

@@ -98,7 +98,7 @@ pub fn embedded_label(name: &str) -> String {
 pub fn model_exists(p: &Path) -> bool {
     p.is_file()
         || p.is_dir()
-        || ["-ide.onnx", "-sr.onnx", ".onnx"]
+        || [SPLIT_IDE_SUFFIX, SPLIT_SR_SUFFIX, ".onnx"]
             .iter()
             .any(|s| suffixed(p, s).is_file())
 }
@@ -260,17 +260,8 @@ pub(crate) enum Located {
 }
 
 /// `prefix` with `suffix` appended to its last component.
-pub(crate) fn suffixed(prefix: &Path, suffix: &str) -> PathBuf {
-    let mut s = prefix.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-fn strip_suffix(path: &Path, suffix: &str) -> Option<PathBuf> {
-    path.to_str()
-        .and_then(|s| s.strip_suffix(suffix))
-        .map(PathBuf::from)
-}
+pub(crate) use kdsr_core::spec::onnx::suffixed;
+use kdsr_core::spec::onnx::{SPLIT_IDE_SUFFIX, SPLIT_SR_SUFFIX, split_paths, split_prefix};
 
 /// What `path` names: a split prefix, either file of a pair, one `.onnx` file (with or
 /// without the extension), or a folder holding one model ([`locate_in_dir`]).
@@ -279,14 +270,12 @@ pub(crate) fn locate(path: &Path) -> Result<Located> {
         return locate_in_dir(path);
     }
     if path.is_file() {
-        for suffix in ["-ide.onnx", "-sr.onnx"] {
-            if let Some(prefix) = strip_suffix(path, suffix) {
-                return Ok(Located::Split(prefix));
-            }
+        if let Some(prefix) = split_prefix(path) {
+            return Ok(Located::Split(prefix));
         }
         return Ok(Located::Single(path.to_path_buf()));
     }
-    let (ide, sr) = (suffixed(path, "-ide.onnx"), suffixed(path, "-sr.onnx"));
+    let (ide, sr) = split_paths(path);
     if ide.is_file() || sr.is_file() {
         return Ok(Located::Split(path.to_path_buf()));
     }
@@ -316,13 +305,14 @@ fn locate_in_dir(dir: &Path) -> Result<Located> {
     names.sort();
     let pairs: Vec<PathBuf> = names
         .iter()
-        .filter_map(|p| strip_suffix(p, "-ide.onnx"))
-        .filter(|prefix| suffixed(prefix, "-sr.onnx").is_file())
+        .filter_map(|p| {
+            p.to_str()?
+                .strip_suffix(SPLIT_IDE_SUFFIX)
+                .map(PathBuf::from)
+        })
+        .filter(|prefix| split_paths(prefix).1.is_file())
         .collect();
-    let singles: Vec<&PathBuf> = names
-        .iter()
-        .filter(|p| strip_suffix(p, "-ide.onnx").is_none() && strip_suffix(p, "-sr.onnx").is_none())
-        .collect();
+    let singles: Vec<&PathBuf> = names.iter().filter(|p| split_prefix(p).is_none()).collect();
     match (pairs.as_slice(), singles.as_slice()) {
         ([prefix], _) => Ok(Located::Split(prefix.clone())),
         ([], [single]) => Ok(Located::Single((*single).clone())),

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use tract_linalg::multithread::Executor;
 
 use crate::error::{Error, Result};
-use crate::graph::{Graph, GraphMeta, PlanSettings};
-use crate::upscaler::DirectSpatial;
+use crate::graph::{DirectSpatial, Graph, GraphMeta, PlanSettings};
 
 /// Time of one node of an optimized plan.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]

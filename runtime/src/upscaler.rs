@@ -10,7 +10,8 @@ use kdsr_core::spec::KdsrConfig;
 use tract_linalg::multithread::Executor;
 
 use crate::error::{Error, Result};
-use crate::graph::{Graph, GraphKind, GraphMeta, PlanSettings};
+pub use crate::graph::DirectSpatial;
+use crate::graph::{Graph, GraphKind, GraphMeta, PlanSettings, Precision};
 use crate::memory;
 use crate::models::{Located, locate, suffixed};
 use crate::tiling::{TileGrid, receptive_radius};
@@ -27,35 +28,6 @@ pub enum ModelKind {
     Split,
     /// One folded graph with a fixed IDR built in (a camera's calibration); tiled freely.
     Folded,
-}
-
-/// Whether tract's direct spatial convolution is used (the `TRACT_DISABLE_DIRECT_SPATIAL` knob,
-/// applied while plans are optimized).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DirectSpatial {
-    /// The measured default per graph kind ([`DirectSpatial::disables_for`]).
-    #[default]
-    Auto,
-    /// Direct spatial convolution allowed (tract's own default).
-    On,
-    /// `TRACT_DISABLE_DIRECT_SPATIAL=1`: im2col + matrix product.
-    Off,
-}
-
-impl DirectSpatial {
-    /// Whether the knob `TRACT_DISABLE_DIRECT_SPATIAL` is set for a graph of `kind`. `Auto`
-    /// follows the measurement in `runtime/README.md` (x86-64, tract 0.23.9, LR 180×320):
-    /// disabling direct spatial convolution made the IDE 1.5–1.8× faster and the dynamic graph
-    /// 5–15 % faster, left the SR graph unchanged, and made the folded graph up to 1.45× slower,
-    /// so `Auto` disables it for every graph but folded ones.
-    pub fn disables_for(self, kind: GraphKind) -> bool {
-        match self {
-            DirectSpatial::Auto => kind != GraphKind::Folded,
-            DirectSpatial::Off => true,
-            DirectSpatial::On => false,
-        }
-    }
 }
 
 /// How an [`Upscaler`] runs.
@@ -107,7 +79,7 @@ pub struct ModelInfo {
     /// N, the number of IDR-DCRB blocks.
     pub n_blocks: usize,
     /// Weight precision (`kdsr.precision`).
-    pub precision: String,
+    pub precision: Precision,
     /// Hash of the weights the graphs were exported from.
     pub weights_hash: String,
     /// Folded graphs: where the folded IDR came from.
@@ -177,8 +149,7 @@ impl Upscaler {
         let located = locate(path)?;
         let (ide, sr, kind, bank_path) = match located {
             Located::Split(prefix) => {
-                let ide_path = suffixed(&prefix, "-ide.onnx");
-                let sr_path = suffixed(&prefix, "-sr.onnx");
+                let (ide_path, sr_path) = kdsr_core::spec::onnx::split_paths(&prefix);
                 let ide = Graph::load(&ide_path, settings.clone())?;
                 let sr = Graph::load(&sr_path, settings)?;
                 let (ide, sr) = checked_pair(ide, sr)?;
@@ -213,8 +184,9 @@ impl Upscaler {
     pub fn load_split_bytes(ide: &[u8], sr: &[u8], label: &str, options: Options) -> Result<Self> {
         let settings = plan_settings(&options);
         let prefix = PathBuf::from(label);
-        let ide_g = Graph::from_bytes(ide, &suffixed(&prefix, "-ide.onnx"), settings.clone())?;
-        let sr_g = Graph::from_bytes(sr, &suffixed(&prefix, "-sr.onnx"), settings)?;
+        let (ide_path, sr_path) = kdsr_core::spec::onnx::split_paths(&prefix);
+        let ide_g = Graph::from_bytes(ide, &ide_path, settings.clone())?;
+        let sr_g = Graph::from_bytes(sr, &sr_path, settings)?;
         let (ide_g, sr_g) = checked_pair(ide_g, sr_g)?;
         let bytes = (ide.len() + sr.len()) as u64;
         Self::from_graphs(
@@ -272,7 +244,7 @@ impl Upscaler {
             scale: m.scale,
             n_feats: m.n_feats,
             n_blocks,
-            precision: m.precision.clone(),
+            precision: m.precision,
             weights_hash: m.weights_hash.clone(),
             idr_source: m.idr_source.clone(),
             receptive_radius: receptive_radius(n_blocks, m.scale),
@@ -341,43 +313,27 @@ impl Upscaler {
         } else {
             idr.source.as_str()
         });
-        if idr.d.len() != self.info.n_feats {
-            return Err(Error::ModelData {
-                path,
-                message: format!(
-                    "IDR has C = {}, the model ({}) has C = {}",
-                    idr.d.len(),
-                    self.info.preset,
-                    self.info.n_feats
-                ),
-            });
-        }
-        if idr.weights_hash.is_empty() {
-            return Err(Error::ModelData {
-                path,
-                message: format!(
-                    "IDR has no `weights_hash`, so it cannot be shown to come from this model \
-                     (weights {}); the converter refuses such an IDR too. Re-make it with \
-                     `kdsr-edge calibrate` or `inspect-degradation --save-idr`",
-                    self.info.weights_hash
-                ),
-            });
-        }
-        if let Err(m) = idr.check_values() {
-            return Err(Error::ModelData { path, message: m });
-        }
-        if idr.weights_hash != self.info.weights_hash {
-            return Err(Error::ModelData {
-                path,
-                message: format!(
-                    "IDR was estimated by the model with weights {}, this model has weights {}; \
-                     an IDR only means something to the model that made it (re-run \
-                     `kdsr-edge calibrate` with this model)",
-                    idr.weights_hash, self.info.weights_hash
-                ),
-            });
-        }
-        Ok(())
+        use kdsr_core::idr::IdrMismatch;
+        let message = match idr.check_for(self.info.n_feats, &self.info.weights_hash, false) {
+            Ok(()) => return Ok(()),
+            Err(IdrMismatch::Length { found, expected }) => format!(
+                "IDR has C = {found}, the model ({}) has C = {expected}",
+                self.info.preset
+            ),
+            Err(IdrMismatch::Values(m)) => m,
+            Err(IdrMismatch::NoHash) => format!(
+                "IDR has no `weights_hash`, so it cannot be shown to come from this model \
+                 (weights {}); the converter refuses such an IDR too. Re-make it with \
+                 `kdsr-edge calibrate` or `inspect-degradation --save-idr`",
+                self.info.weights_hash
+            ),
+            Err(IdrMismatch::Hash { idr, model }) => format!(
+                "IDR was estimated by the model with weights {idr}, this model has weights \
+                 {model}; an IDR only means something to the model that made it (re-run \
+                 `kdsr-edge calibrate` with this model)"
+            ),
+        };
+        Err(Error::ModelData { path, message })
     }
 
     /// Estimates the IDR of `lr` (3 RGB channels or 1 gray channel, values in [0, 1]) with the

@@ -36,12 +36,7 @@ use crate::network::Network;
 use builder::{Dim, GraphBuilder};
 use dcrb::Kernels;
 
-/// Name of the LR input.
-pub const LR: &str = "lr";
-/// Name of the `D` input (sr graph) or output (dynamic, batched, ide).
-pub const D: &str = "D";
-/// Name of the `D'` output (ide graph).
-pub const D_PRIME: &str = "D_prime";
+pub use kdsr_core::spec::onnx::names::{D, D_PRIME, LR};
 
 fn lr_dims(batch: usize) -> Vec<Dim> {
     vec![
@@ -63,13 +58,7 @@ fn sr_dims(net: &Network, batch: usize) -> Vec<Dim> {
 }
 
 fn meta(net: &Network, kind: GraphKind, precision: Precision) -> GraphMeta {
-    GraphMeta {
-        kind,
-        precision,
-        weights_hash: net.weights_hash.clone(),
-        batch: None,
-        idr: None,
-    }
+    GraphMeta::new(kind, &net.config, precision, &net.weights_hash)
 }
 
 /// IDE + SR network at batch `batch` (`None`: the batch-1 dynamic graph).
@@ -90,7 +79,7 @@ fn ide_and_sr(net: &Network, batch: Option<usize>, precision: Precision) -> Resu
     b.output(&ide.d, &[Dim::Fixed(bn), Dim::Fixed(cfg.n_feats)])?;
     let mut m = meta(net, kind, precision);
     m.batch = batch;
-    b.finish(&m.props(cfg))
+    b.finish(&m.to_props())
 }
 
 /// The dynamic graph: `lr` → `sr`, `D`, kernels computed in the graph.
@@ -116,7 +105,7 @@ pub fn ide_graph(net: &Network, precision: Precision) -> Result<ModelProto> {
     let v = ide::ide(&mut b, cfg, &net.weights, &lr)?;
     b.output(&v.d, &[Dim::Fixed(1), Dim::Fixed(cfg.n_feats)])?;
     b.output(&v.d_prime, &[Dim::Fixed(1), Dim::Fixed(4 * cfg.n_feats)])?;
-    b.finish(&meta(net, GraphKind::Ide, precision).props(cfg))
+    b.finish(&meta(net, GraphKind::Ide, precision).to_props())
 }
 
 /// The SR graph of a split export: `lr`, `D` `[1,C]` → `sr`.
@@ -128,7 +117,7 @@ pub fn sr_graph(net: &Network, precision: Precision) -> Result<ModelProto> {
     let kernels = Kernels::Dynamic { d: &d, batch: None };
     sr::sr_network(&mut b, cfg, &net.weights, &lr, &kernels)?;
     b.output(sr::SR, &sr_dims(net, 1))?;
-    b.finish(&meta(net, GraphKind::Sr, precision).props(cfg))
+    b.finish(&meta(net, GraphKind::Sr, precision).to_props())
 }
 
 /// The folded graph: `lr` → `sr` with the kernels of `idr.d` as constants (no IDE).
@@ -148,8 +137,9 @@ pub fn folded(net: &Network, idr: &Idr, source: &str, precision: Precision) -> R
     sr::sr_network(&mut b, cfg, &net.weights, &lr, &Kernels::Folded(&k))?;
     b.output(sr::SR, &sr_dims(net, 1))?;
     let mut m = meta(net, GraphKind::Folded, precision);
-    m.idr = Some((source.to_owned(), idr.images));
-    b.finish(&m.props(cfg))
+    m.idr_source = Some(source.to_owned());
+    m.idr_images = Some(idr.images);
+    b.finish(&m.to_props())
 }
 
 /// Serialises a model (protobuf wire format).

@@ -15,8 +15,7 @@ use super::layers::{add, conv, conv_named};
 use super::upsampler::upsampler;
 use crate::error::Result;
 
-/// Name of the SR output value.
-pub const SR: &str = "sr";
+pub use kdsr_core::spec::onnx::names::SR;
 
 /// Appends `G` reading `lr` `[B, 3, H, W]` with kernels from `kernels`; returns the value `sr`
 /// `[B, 3, s·H, s·W]` (unclamped).

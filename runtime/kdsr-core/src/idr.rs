@@ -18,6 +18,30 @@ pub const IDR_FORMAT: &str = "kdsr-idr-1";
 /// (an all-black or NaN image).
 pub const IDR_MAX_ABS: f32 = 1.0e4;
 
+/// Why an IDR cannot drive a model ([`Idr::check_for`]); each caller words the error for its
+/// users (the converter's `ConvertError`, the runtime's `Error::ModelData`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum IdrMismatch {
+    /// `D` has another length than the model's C.
+    Length {
+        /// The length of `D`.
+        found: usize,
+        /// The model's C.
+        expected: usize,
+    },
+    /// A value of `D` or `D'` is not finite or out of range ([`Idr::check_values`]'s message).
+    Values(String),
+    /// No `weights_hash` is recorded, so the IDR cannot be shown to come from the model.
+    NoHash,
+    /// It was made by other weights.
+    Hash {
+        /// The IDR's `weights_hash`.
+        idr: String,
+        /// The model's.
+        model: String,
+    },
+}
+
 /// A degradation representation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Idr {
@@ -97,6 +121,38 @@ impl Idr {
                     }
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// The one check of whether this IDR can drive a model of C `n_feats` made from weights
+    /// `weights_hash`, for the converter (folding) and the runtime (`--idr`) alike: `D` has
+    /// length C, its values are sane ([`Idr::check_values`]), and it records the model's weights
+    /// hash: present and equal, unless `ignore_hash` (the converter's `--force`).
+    pub fn check_for(
+        &self,
+        n_feats: usize,
+        weights_hash: &str,
+        ignore_hash: bool,
+    ) -> std::result::Result<(), IdrMismatch> {
+        if self.d.len() != n_feats {
+            return Err(IdrMismatch::Length {
+                found: self.d.len(),
+                expected: n_feats,
+            });
+        }
+        self.check_values().map_err(IdrMismatch::Values)?;
+        if ignore_hash {
+            return Ok(());
+        }
+        if self.weights_hash.is_empty() {
+            return Err(IdrMismatch::NoHash);
+        }
+        if self.weights_hash != weights_hash {
+            return Err(IdrMismatch::Hash {
+                idr: self.weights_hash.clone(),
+                model: weights_hash.to_owned(),
+            });
         }
         Ok(())
     }

@@ -177,24 +177,6 @@ pub struct RwRunSection {
 /// Named experiment presets.
 pub const GAN_PRESETS: &[&str] = &["paper-gan", "edge-gan", "smoke-gan"];
 
-/// The real-world edge network: C 32, N 8, R 3 (the `student-edge` sizes, real-world family).
-pub fn student_edge_rw() -> KdsrConfig {
-    KdsrConfig {
-        preset: "student-edge-rw".into(),
-        family: Family::RealWorld,
-        ..KdsrConfig::student_edge()
-    }
-}
-
-/// The tiny real-world network (C 16, N 2, R 2), for tests.
-pub fn student_tiny_rw() -> KdsrConfig {
-    KdsrConfig {
-        preset: "student-tiny-rw".into(),
-        family: Family::RealWorld,
-        ..KdsrConfig::student_tiny()
-    }
-}
-
 fn stage(iterations: u64, lr: f64, decay_every: u64) -> StageSection {
     StageSection {
         iterations,
@@ -380,12 +362,7 @@ impl GanTrainConfig {
 
     /// The student network (real-world family, ×4).
     pub fn student_model(&self) -> Result<KdsrConfig> {
-        let mut m = match self.model.preset.as_str() {
-            "student-edge-rw" | "teacher-edge-rw" => student_edge_rw(),
-            "student-tiny-rw" | "teacher-tiny-rw" => student_tiny_rw(),
-            other => KdsrConfig::resolve(other)?,
-        }
-        .with_role(Role::Student);
+        let mut m = KdsrConfig::resolve(&self.model.preset)?.with_role(Role::Student);
         m.family = Family::RealWorld;
         ensure!(
             m.scale == 4,

@@ -121,6 +121,10 @@ pub const PRESETS: &[&str] = &[
     "teacher-edge",
     "student-tiny",
     "teacher-tiny",
+    "student-edge-rw",
+    "teacher-edge-rw",
+    "student-tiny-rw",
+    "teacher-tiny-rw",
 ];
 
 impl KdsrConfig {
@@ -194,6 +198,40 @@ impl KdsrConfig {
             "teacher-edge" => Self::teacher_edge(),
             "student-tiny" => Self::student_tiny(),
             "teacher-tiny" => Self::teacher_tiny(),
+            // The real-world family at the edge and tiny sizes (the trainer's real-world
+            // pipeline; their checkpoints and graphs carry these names).
+            "student-edge-rw" => Self::sized(
+                "student-edge-rw",
+                Role::Student,
+                Family::RealWorld,
+                32,
+                8,
+                3,
+            ),
+            "teacher-edge-rw" => Self::sized(
+                "teacher-edge-rw",
+                Role::Teacher,
+                Family::RealWorld,
+                32,
+                8,
+                3,
+            ),
+            "student-tiny-rw" => Self::sized(
+                "student-tiny-rw",
+                Role::Student,
+                Family::RealWorld,
+                16,
+                2,
+                2,
+            ),
+            "teacher-tiny-rw" => Self::sized(
+                "teacher-tiny-rw",
+                Role::Teacher,
+                Family::RealWorld,
+                16,
+                2,
+                2,
+            ),
             _ => {
                 return Err(Error::UnknownPreset {
                     name: name.to_owned(),
