@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README): installs libtorch into .venv if needed, runs every test of
 # the workspace, then cross-checks every ONNX graph the converter tests exported with onnxruntime,
-# then builds the `kdsr` Python package into .venv (maturin develop) and runs its pytest tests.
+# then builds the `kdsr` Python package into .venv (maturin develop) and runs its pytest tests
+# (test_ray.py: the Ray Data example on a local Ray, against kdsr-edge).
 # Usage: bash scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -10,6 +11,10 @@ bash scripts/setup-libtorch.sh
 source scripts/env.sh
 python -c 'import onnxruntime, numpy, safetensors, maturin, pytest, PIL' 2>/dev/null \
   || pip install --quiet onnxruntime numpy safetensors maturin pytest pillow
+# Ray Data for python/tests/test_ray.py (python/examples/ray_upscale.py), the version tested
+# (needs CPython >= 3.10; ~33 s and ~500 MB into a fresh venv here: ray, pyarrow, pandas).
+python -c 'import ray, ray.data; assert ray.__version__ == "2.60.0"' 2>/dev/null \
+  || pip install --quiet "ray[data]==2.60.0"
 export KDSR_ORT_DIR="$PWD/target/ort-check"
 rm -rf "$KDSR_ORT_DIR"
 cargo test --workspace --locked "$@"
