@@ -227,6 +227,24 @@ fn presets_resolve_and_round_trip() {
             cfg
         );
     }
+    // The real-world presets: the classic sizes in the real-world family, roles by name.
+    for (rw, classic) in [
+        ("student-edge-rw", "student-edge"),
+        ("teacher-edge-rw", "teacher-edge"),
+        ("student-tiny-rw", "student-tiny"),
+        ("teacher-tiny-rw", "teacher-tiny"),
+    ] {
+        let (a, b) = (
+            KdsrConfig::preset(rw).unwrap(),
+            KdsrConfig::preset(classic).unwrap(),
+        );
+        assert_eq!(a.family, kdsr_core::spec::Family::RealWorld, "{rw}");
+        assert_eq!(
+            (a.role, a.n_feats, a.n_blocks, a.n_resblocks, a.scale),
+            (b.role, b.n_feats, b.n_blocks, b.n_resblocks, b.scale),
+            "{rw}"
+        );
+    }
     let err = KdsrConfig::preset("student-xl").unwrap_err().to_string();
     assert!(
         err.contains("student-xl") && err.contains("student-edge"),

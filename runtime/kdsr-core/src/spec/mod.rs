@@ -200,38 +200,19 @@ impl KdsrConfig {
             "teacher-tiny" => Self::teacher_tiny(),
             // The real-world family at the edge and tiny sizes (the trainer's real-world
             // pipeline; their checkpoints and graphs carry these names).
-            "student-edge-rw" => Self::sized(
-                "student-edge-rw",
-                Role::Student,
-                Family::RealWorld,
-                32,
-                8,
-                3,
-            ),
-            "teacher-edge-rw" => Self::sized(
-                "teacher-edge-rw",
-                Role::Teacher,
-                Family::RealWorld,
-                32,
-                8,
-                3,
-            ),
-            "student-tiny-rw" => Self::sized(
-                "student-tiny-rw",
-                Role::Student,
-                Family::RealWorld,
-                16,
-                2,
-                2,
-            ),
-            "teacher-tiny-rw" => Self::sized(
-                "teacher-tiny-rw",
-                Role::Teacher,
-                Family::RealWorld,
-                16,
-                2,
-                2,
-            ),
+            "student-edge-rw" | "teacher-edge-rw" | "student-tiny-rw" | "teacher-tiny-rw" => {
+                let role = if name.starts_with("teacher-") {
+                    Role::Teacher
+                } else {
+                    Role::Student
+                };
+                let (c, n, r) = if name.contains("-edge-") {
+                    (32, 8, 3)
+                } else {
+                    (16, 2, 2)
+                };
+                Self::sized(name, role, Family::RealWorld, c, n, r)
+            }
             _ => {
                 return Err(Error::UnknownPreset {
                     name: name.to_owned(),
