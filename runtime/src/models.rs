@@ -259,7 +259,6 @@ pub(crate) enum Located {
     Single(PathBuf),
 }
 
-/// `prefix` with `suffix` appended to its last component.
 pub(crate) use kdsr_core::spec::onnx::suffixed;
 use kdsr_core::spec::onnx::{SPLIT_IDE_SUFFIX, SPLIT_SR_SUFFIX, split_paths, split_prefix};
 

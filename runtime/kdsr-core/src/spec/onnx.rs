@@ -405,10 +405,6 @@ mod tests {
     use super::*;
     use crate::spec::KdsrConfig;
 
-    fn props_of(m: &GraphMeta) -> Vec<(String, String)> {
-        m.to_props()
-    }
-
     #[test]
     fn metadata_round_trips_for_every_kind_and_precision() {
         let cfg = KdsrConfig::preset("student-edge").unwrap_or_else(|e| panic!("{e}"));
@@ -428,7 +424,7 @@ mod tests {
                     m.idr_source = Some("calib:photos".into());
                     m.idr_images = Some(12);
                 }
-                let p = props_of(&m);
+                let p = m.to_props();
                 let back = GraphMeta::from_props(p.iter().map(|(k, v)| (k.as_str(), v.as_str())));
                 assert_eq!(back.as_ref(), Ok(&m), "{kind} {precision}");
                 assert_eq!(Precision::parse(precision.as_str()), Some(precision));
