@@ -10,7 +10,7 @@ use image::RgbImage;
 use kdsr_core::io::{LoadedImage, to_dynamic};
 use kdsr_runtime::bank::{Bank, Match};
 use kdsr_runtime::io::{ReadOptions, read_image};
-use kdsr_runtime::{Error, Idr, ModelKind, Result, Upscaler};
+use kdsr_runtime::{Error, Idr, IdrPlan, Result, Upscaler};
 
 use crate::meter::Reading;
 use crate::scene::Latency;
@@ -79,8 +79,9 @@ pub fn upscale_frame(
     frame: &LoadedImage,
     idr: Option<&Idr>,
 ) -> Result<UpscaledFrame> {
-    let (idr, ide_time) = match (up.info().kind, idr) {
-        (ModelKind::Split, None) => {
+    let (h, w) = (frame.rgb.height(), frame.rgb.width());
+    let (idr, ide_time) = match (up.idr_plan(h, w, idr), idr) {
+        (IdrPlan::Estimated { .. }, None) => {
             let t = Instant::now();
             let idr = up.estimate_idr(&frame.rgb)?;
             (Some(idr), Some(t.elapsed()))

@@ -16,7 +16,7 @@ use kdsr_core::pipeline::quantize_u8;
 use kdsr_core::pipeline::resize::{BicubicVariant, imresize};
 
 use crate::error::{Error, Result};
-use crate::upscaler::{ModelKind, TileOutput, Upscaler};
+use crate::upscaler::{IdrPlan, TileOutput, Upscaler};
 
 /// `clamp(round_half_even(v · 65535), 0, 65535)`; NaN maps to 0.
 fn quantize_u16(v: f32) -> u16 {
@@ -138,16 +138,16 @@ impl Upscaler {
         let fixed = image_buffer_bytes(h, w, channels, img.alpha.is_some(), img.bit_depth, s);
         let grid = self.tile_grid(h, w, fixed)?;
         let estimated;
-        let idr = match idr {
-            Some(i) => {
+        let idr = match (idr, self.idr_plan(h, w, idr)) {
+            (Some(i), _) => {
                 self.accept_idr(i)?;
                 Some(i)
             }
-            None if self.info().kind == ModelKind::Split => {
+            (None, IdrPlan::Estimated { .. }) => {
                 estimated = self.estimate_idr(&img.rgb)?;
                 Some(&estimated)
             }
-            None => None,
+            (None, _) => None,
         };
         let d = idr.map(|i| i.d.as_slice());
         progress(0, grid.len());

@@ -30,6 +30,50 @@ pub enum ModelKind {
     Folded,
 }
 
+/// Where the IDR of one upscale comes from: the library's decision ([`Upscaler::idr_plan`]),
+/// which callers report rather than re-derive. `Display` gives the CLI's wording.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdrPlan {
+    /// Given by the caller (`--idr`, a calibration).
+    Given {
+        /// The IDR's [`Idr::source`].
+        source: String,
+    },
+    /// Estimated by the split model's IDE on the centre crop of the image
+    /// ([`Upscaler::ide_window`]).
+    Estimated {
+        /// The crop, (height, width).
+        crop: (usize, usize),
+        /// Whether the crop is the whole image.
+        whole: bool,
+    },
+    /// Built into a folded graph.
+    BuiltIn {
+        /// Its `kdsr.idr_source`, if recorded.
+        source: Option<String>,
+    },
+    /// Estimated inside the dynamic graph, per run.
+    InGraph,
+}
+
+impl std::fmt::Display for IdrPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Given { source } => write!(f, "from {source}"),
+            Self::Estimated { whole: true, .. } => f.write_str("estimated on the whole image"),
+            Self::Estimated { crop: (ch, cw), .. } => {
+                write!(f, "estimated on the centre {cw}x{ch} crop")
+            }
+            Self::BuiltIn { source } => write!(
+                f,
+                "built in ({})",
+                source.as_deref().unwrap_or("unknown source")
+            ),
+            Self::InGraph => f.write_str("estimated inside the dynamic graph"),
+        }
+    }
+}
+
 /// How an [`Upscaler`] runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
@@ -304,6 +348,35 @@ impl Upscaler {
         (by_budget as usize).min(512 * 512)
     }
 
+    /// The centre crop `(height, width)` the IDE sees of an `h × w` image: the whole image up
+    /// to [`Upscaler::ide_max_pixels`] pixels, else [`ide_crop`].
+    pub fn ide_window(&self, h: usize, w: usize) -> (usize, usize) {
+        ide_crop(h, w, self.ide_max_pixels())
+    }
+
+    /// Where the IDR of an `h × w` upscale comes from, given the caller's IDR (if any): what
+    /// [`Upscaler::upscale_loaded`](crate::image) and [`Upscaler::upscale`] do. A given IDR is
+    /// reported as given here; whether the model accepts it is [`Upscaler::accept_idr`]'s
+    /// question.
+    pub fn idr_plan(&self, h: usize, w: usize, given: Option<&Idr>) -> IdrPlan {
+        match (given, self.info.kind) {
+            (Some(i), _) => IdrPlan::Given {
+                source: i.source.clone(),
+            },
+            (None, ModelKind::Split) => {
+                let crop = self.ide_window(h, w);
+                IdrPlan::Estimated {
+                    crop,
+                    whole: crop == (h, w),
+                }
+            }
+            (None, ModelKind::Folded) => IdrPlan::BuiltIn {
+                source: self.info.idr_source.clone(),
+            },
+            (None, ModelKind::Dynamic) => IdrPlan::InGraph,
+        }
+    }
+
     /// Checks that `idr` was made by this model's weights (its `weights_hash` is present and
     /// equal), has its length, and holds finite values of a plausible size
     /// ([`Idr::check_values`]). Errors: [`Error::ModelData`].
@@ -370,7 +443,7 @@ impl Upscaler {
                 )));
             }
         };
-        let (ch, cw) = ide_crop(lr.height(), lr.width(), self.ide_max_pixels());
+        let (ch, cw) = self.ide_window(lr.height(), lr.width());
         let top = (lr.height() - ch) / 2;
         let left = (lr.width() - cw) / 2;
         let window = extract_rgb(lr, top, left, ch, cw);
@@ -432,8 +505,8 @@ impl Upscaler {
 
     /// The IDR [`Upscaler::upscale`] uses: estimated for split models, none otherwise.
     pub(crate) fn auto_idr(&self, lr: &Planar) -> Result<Option<Idr>> {
-        match self.info.kind {
-            ModelKind::Split => self.estimate_idr(lr).map(Some),
+        match self.idr_plan(lr.height(), lr.width(), None) {
+            IdrPlan::Estimated { .. } => self.estimate_idr(lr).map(Some),
             _ => Ok(None),
         }
     }

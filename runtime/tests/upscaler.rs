@@ -8,7 +8,7 @@ mod common;
 use common::{check, in_planar, models};
 use kdsr_core::spec::checkpoint::weights_from_bytes_unchecked;
 use kdsr_runtime::tiling::TileGrid;
-use kdsr_runtime::{Error, ModelKind, Options, Planar, Upscaler};
+use kdsr_runtime::{Error, IdrPlan, ModelKind, Options, Planar, Upscaler};
 
 fn load(path: &std::path::Path) -> Upscaler {
     Upscaler::load(path, Options::default()).unwrap()
@@ -174,6 +174,19 @@ fn a_large_image_is_estimated_on_its_centre_crop() {
     let whole = up.estimate_idr(&lr).unwrap();
     let (ch, cw) = kdsr_runtime::upscaler::ide_crop(120, 96, 40 * 40);
     assert!(ch * cw <= 1600 && ch < 120 && cw < 96, "{ch}x{cw}");
+    assert_eq!(up.ide_window(120, 96), (ch, cw));
+    let plan = up.idr_plan(120, 96, None);
+    assert_eq!(
+        plan,
+        IdrPlan::Estimated {
+            crop: (ch, cw),
+            whole: false
+        }
+    );
+    assert_eq!(
+        plan.to_string(),
+        format!("estimated on the centre {cw}x{ch} crop")
+    );
     let crop = lr.crop((120 - ch) / 2, (96 - cw) / 2, ch, cw).unwrap();
     let on_crop = load(&models().split).estimate_idr(&crop).unwrap();
     check(
@@ -265,4 +278,53 @@ fn options_threads_and_knob_do_not_change_the_result() {
             1e-5,
         );
     }
+}
+
+#[test]
+fn the_idr_plan_says_what_upscale_does_for_each_graph_kind() {
+    let m = models();
+    let split = load(&m.split);
+    let plan = split.idr_plan(120, 96, None);
+    assert_eq!(
+        plan,
+        IdrPlan::Estimated {
+            crop: (120, 96),
+            whole: true
+        }
+    );
+    assert_eq!(plan.to_string(), "estimated on the whole image");
+    let given = split.idr_plan(120, 96, Some(&m.folded_idr));
+    assert_eq!(
+        given,
+        IdrPlan::Given {
+            source: m.folded_idr.source.clone()
+        }
+    );
+    assert_eq!(given.to_string(), format!("from {}", m.folded_idr.source));
+    let folded = load(&m.folded);
+    let plan = folded.idr_plan(120, 96, None);
+    assert!(matches!(plan, IdrPlan::BuiltIn { .. }), "{plan:?}");
+    assert_eq!(
+        plan.to_string(),
+        format!(
+            "built in ({})",
+            folded
+                .info()
+                .idr_source
+                .as_deref()
+                .unwrap_or("unknown source")
+        )
+    );
+    let dynamic = load(&m.dynamic);
+    assert_eq!(dynamic.idr_plan(120, 96, None), IdrPlan::InGraph);
+    // What the plan says is what `upscale` does: an estimated plan equals upscaling with the
+    // estimate, a built-in one with no IDR at all.
+    let lr = in_planar();
+    let est = split.estimate_idr(&lr).unwrap();
+    check(
+        "split upscale vs upscale with its own estimate",
+        split.upscale(&lr).unwrap().data(),
+        split.upscale_with_idr(&lr, &est).unwrap().data(),
+        0.0,
+    );
 }

@@ -3,7 +3,6 @@
 
 use kdsr_runtime::bank::{Bank, Match};
 use kdsr_runtime::io::{ReadOptions, read_image};
-use kdsr_runtime::upscaler::ide_crop;
 use kdsr_runtime::{Idr, ModelInfo, Options};
 use serde::Serialize;
 
@@ -112,7 +111,7 @@ pub fn run(a: InspectArgs) -> anyhow::Result<u8> {
         source: a.image.display().to_string(),
         ..idr
     };
-    let (ch, cw) = ide_crop(lr.height(), lr.width(), up.ide_max_pixels());
+    let (ch, cw) = up.ide_window(lr.height(), lr.width());
     if let Some(p) = &a.save_idr {
         idr.save(p).map_err(|e| kdsr_runtime::Error::Output {
             path: p.clone(),

@@ -11,8 +11,7 @@ use kdsr_runtime::io::{
     MetaFate, Metadata, MetadataReport, OutFormat, PendingImage, ReadOptions, WriteOptions,
     encode_image, open_image, open_image_bytes, write_image,
 };
-use kdsr_runtime::upscaler::ide_crop;
-use kdsr_runtime::{ErrorClass, Idr, ModelInfo, ModelKind, Options, Upscaler};
+use kdsr_runtime::{ErrorClass, Idr, ModelInfo, Options, Upscaler};
 use serde::Serialize;
 use serde_json::json;
 
@@ -485,26 +484,7 @@ impl Ctx<'_> {
         }
         let img = pending.decode()?;
         let li = &img.image;
-        let idr_desc = match (self.idr, self.up.info().kind) {
-            (Some(i), _) => format!("from {}", i.source),
-            (None, ModelKind::Split) => {
-                let (ch, cw) = ide_crop(h, w, self.up.ide_max_pixels());
-                if (ch, cw) == (h, w) {
-                    "estimated on the whole image".to_owned()
-                } else {
-                    format!("estimated on the centre {cw}x{ch} crop")
-                }
-            }
-            (None, ModelKind::Folded) => format!(
-                "built in ({})",
-                self.up
-                    .info()
-                    .idr_source
-                    .as_deref()
-                    .unwrap_or("unknown source")
-            ),
-            (None, ModelKind::Dynamic) => "estimated inside the dynamic graph".to_owned(),
-        };
+        let idr_desc = self.up.idr_plan(h, w, self.idr).to_string();
         let mut tiles = 1;
         let bar = std::cell::RefCell::new(None::<indicatif::ProgressBar>);
         let label = src.label();
