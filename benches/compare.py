@@ -308,7 +308,7 @@ class KdsrEdge:
             self.env["KDSR_EDGE_OPS"] = ops
 
     def cmd(self, case, n):
-        c = [self.exe, "bench", "-m", case["kdsr_model"], "--size", f"{case['h']}x{case['w']}",
+        c = [self.exe, "bench", "-m", case["kdsr_model"], "--size", f"{case['w']}x{case['h']}",
              "--threads", str(case["threads"]), "--iters", str(n), "--direct-spatial", "auto", "--json", "--no-ide"]
         return c
 
@@ -405,7 +405,7 @@ def make_cases(a):
         for h, w in graph_sizes:
             inputs = os.path.join(a.dir, "in", f"{graph}-{h}x{w}")
             r = subprocess.run(
-                [a.kdsr_edge, "bench", "-m", kdsr_model, "--size", f"{h}x{w}", "--threads", "1", "--iters", "1",
+                [a.kdsr_edge, "bench", "-m", kdsr_model, "--size", f"{w}x{h}", "--threads", "1", "--iters", "1",
                  "--direct-spatial", "auto", "--no-ide", "--json", "--dump", inputs],
                 capture_output=True, text=True,
             )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The kdsr benchmark run: the criterion benches of the tract runtime, then onnxruntime on the same
 # ONNX files and inputs, then the table of both (target/tmp/kdsr-bench/table.md).
-# Usage: bash benches/criterion.sh [criterion args, e.g. a filter: 180x320]
+# Usage: bash benches/criterion.sh [criterion args, e.g. a filter: 320x180]
 # Env: KDSR_BENCH_THREADS (default 2,1: the same counts for tract and onnxruntime),
 #      KDSR_BENCH_MODEL (model prefix, default models/edge/student-edge), ORT_ITERS (default 10).
 set -euo pipefail

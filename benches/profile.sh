@@ -4,10 +4,10 @@
 # student-edge graph at one LR size and thread count: kdsr-edge as it runs by default, with
 # tract's own ops only (KDSR_EDGE_OPS=none) under both convolution knobs, and with the Winograd
 # convolution. Writes benches/profile.md (or OUT).
-# Usage: bash benches/profile.sh [SIZE (180x320)] [THREADS (1)] [ITERS (5)] [OUT]
+# Usage: bash benches/profile.sh [SIZE, WxH (320x180)] [THREADS (1)] [ITERS (5)] [OUT]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-size=${1:-180x320}
+size=${1:-320x180}
 threads=${2:-1}
 iters=${3:-5}
 out=${4:-benches/profile.md}

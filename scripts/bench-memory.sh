@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Peak memory and time of `kdsr-edge upscale` on a 1920x1080 input (x4 -> 7680x4320) under the
-# default 512 MiB budget, plus the latency of every graph kind at LR 180x320 with tract's direct
+# default 512 MiB budget, plus the latency of every graph kind at LR 320x180 (WxH) with tract's direct
 # spatial convolution on and off (`kdsr-edge bench`).
 #
 # Models: the official tiny student weights (the RANDOM initialisation of the reference vectors)
@@ -52,5 +52,5 @@ for m in "${models[@]}"; do
   grep -E '"tiles"|"peak_rss_mib"' "$out/$(basename "$m").json"
 done
 
-echo "== latency at LR 180x320, 1 thread, direct spatial on/off"
-"$bin/kdsr-edge" bench "${bench_models[@]}" --size 180x320 --iters 5 --threads 1
+echo "== latency at LR 320x180, 1 thread, direct spatial on/off"
+"$bin/kdsr-edge" bench "${bench_models[@]}" --size 320x180 --iters 5 --threads 1

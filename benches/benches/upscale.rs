@@ -1,5 +1,5 @@
 //! Upscale latency of the tract runtime ([`kdsr_runtime::Upscaler`]) on the shipped student-edge
-//! model: one criterion group per LR size (`180x320`, `256x256`), one function per graph form
+//! model: one criterion group per LR size (`320x180`, `256x256`), one function per graph form
 //! (`dynamic`, `split` = SR graph with the IDR estimated once, `split_ide` = IDE + SR on every
 //! call, `folded`), one parameter per tract thread count (`t2`, `t1`). Whole images, no tiling.
 //!

@@ -6,8 +6,8 @@
 //! - `student-edge-folded.onnx` and `folded.idr`: the folded graph, exported with
 //!   `kdsr-converter` (verified in tract against its reference forward) from the model's weights
 //!   with the IDR the split model estimates for the 180×320 input built in;
-//! - per LR size `HxW`: `lr-HxW.f32` (the input `[1, 3, H, W]`), `d-HxW.f32` (its `D` `[1, C]`
-//!   from the IDE) and `sr-GRAPH-HxW.f32` (tract's output of the dynamic, split and folded
+//! - per LR size `WxH`: `lr-WxH.f32` (the input `[1, 3, H, W]`), `d-WxH.f32` (its `D` `[1, C]`
+//!   from the IDE) and `sr-GRAPH-WxH.f32` (tract's output of the dynamic, split and folded
 //!   graphs, `[1, 3, 4H, 4W]`; `split_ide` shares the split file), all raw little-endian
 //!   float32;
 //! - `manifest.json` ([`Manifest`]): the graph files, sizes, thread counts and those files.
@@ -87,9 +87,14 @@ pub fn options(threads: usize) -> Options {
     }
 }
 
-/// `HxW`, the name of a size in benchmark ids and file names.
+/// `WxH` ([`kdsr_core::io::ImageSize`]'s form), the name of a size `(h, w)` in benchmark ids and
+/// file names.
 pub fn size_name((h, w): (usize, usize)) -> String {
-    format!("{h}x{w}")
+    kdsr_core::io::ImageSize {
+        width: w,
+        height: h,
+    }
+    .to_string()
 }
 
 /// A realistic LR input of `h × w`: [`INPUT_IMAGE`] downscaled with MATLAB bicubic (antialiased)
@@ -148,17 +153,17 @@ impl Graphs {
 /// One benchmarked LR size: the input and the reference outputs, as files.
 #[derive(Clone, Debug, Serialize)]
 pub struct Case {
-    /// `HxW`.
+    /// `WxH`.
     pub name: String,
     /// LR height.
     pub height: usize,
     /// LR width.
     pub width: usize,
-    /// `lr-HxW.f32`: the input `[1, 3, H, W]`.
+    /// `lr-WxH.f32`: the input `[1, 3, H, W]`.
     pub input: PathBuf,
-    /// `d-HxW.f32`: `D` `[1, C]` of the input from the IDE (what `split` is given).
+    /// `d-WxH.f32`: `D` `[1, C]` of the input from the IDE (what `split` is given).
     pub d: PathBuf,
-    /// Per graph of [`GRAPHS`]: tract's output `[1, 3, 4H, 4W]` (`sr-GRAPH-HxW.f32`).
+    /// Per graph of [`GRAPHS`]: tract's output `[1, 3, 4H, 4W]` (`sr-GRAPH-WxH.f32`).
     pub outputs: std::collections::BTreeMap<String, PathBuf>,
 }
 

@@ -106,16 +106,12 @@ pub fn place(image: Size, panel: Rectangle, fit: Fit) -> Option<Placement> {
     })
 }
 
-/// Parses `"WxH"` (also `W×H`, `W,H`) into a [`Size`]; both sides must be positive.
+/// Parses `"WxH"` (also `W×H`, `W,H`; [`kdsr_core::io::ImageSize`], the workspace's one size
+/// syntax) into a [`Size`]; both sides must be positive.
 pub fn parse_size(s: &str) -> Result<Size, String> {
-    let bad = || format!("`{s}` is not a size WxH (e.g. 240x240)");
-    let (w, h) = s.split_once(['x', 'X', '×', ',']).ok_or_else(bad)?;
-    let w: u32 = w.trim().parse().map_err(|_| bad())?;
-    let h: u32 = h.trim().parse().map_err(|_| bad())?;
-    if w == 0 || h == 0 {
-        return Err(format!("`{s}`: width and height must be at least 1"));
-    }
-    Ok(Size::new(w, h))
+    let size: kdsr_core::io::ImageSize = s.parse()?;
+    let side = |v: usize| u32::try_from(v).map_err(|_| format!("`{s}`: {v} is too large"));
+    Ok(Size::new(side(size.width)?, side(size.height)?))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! (the plan `kdsr-edge` runs, with the same knobs), summed per tract op kind.
 //!
 //! ```sh
-//! cargo run --release -p kdsr-runtime --example profile -- --model models/edge/student-edge-sr.onnx --size 180x320 --threads 1
+//! cargo run --release -p kdsr-runtime --example profile -- --model models/edge/student-edge-sr.onnx --size 320x180 --threads 1
 //! ```
 //!
 //! The input is the centre crop of `--image`; an SR graph gets the `D` its sibling IDE
@@ -32,9 +32,9 @@ struct Args {
     /// One ONNX graph file (dynamic, IDE, SR or folded).
     #[arg(long)]
     model: PathBuf,
-    /// LR size, HxW.
-    #[arg(long, default_value = "180x320")]
-    size: String,
+    /// LR size, WxH (width first).
+    #[arg(long, value_name = "WxH", default_value = "320x180")]
+    size: kdsr_core::io::ImageSize,
     /// tract threads (1 = the calling thread).
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -62,11 +62,7 @@ fn write_f32(path: PathBuf, data: &[f32]) -> Result<()> {
 
 fn main() -> Result<()> {
     let a = Args::parse();
-    let (h, w) = a
-        .size
-        .split_once('x')
-        .and_then(|(h, w)| Some((h.parse::<usize>().ok()?, w.parse::<usize>().ok()?)))
-        .with_context(|| format!("--size {}: expected HxW", a.size))?;
+    let (h, w) = a.size.hw();
     let img = kdsr_core::io::load_image(&a.image)
         .with_context(|| format!("loading {}", a.image.display()))?
         .rgb;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use kdsr_core::io::ImageSize;
 use kdsr_runtime::ErrorClass;
 
 /// Exit codes, one per failure class (also printed by `--help`).
@@ -378,9 +379,9 @@ pub struct BenchArgs {
     /// `upscale` searches (the built-in copy does not count).
     #[arg(short = 'm', long = "model")]
     pub models: Vec<PathBuf>,
-    /// LR size, HxW.
-    #[arg(long, default_value = "180x320")]
-    pub size: String,
+    /// LR size, WxH (width first).
+    #[arg(long, value_name = "WxH", default_value = "320x180")]
+    pub size: ImageSize,
     /// Timed runs per graph (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub iters: usize,
@@ -470,8 +471,8 @@ pub struct StreamArgs {
     #[arg(short = 'o', long = "output", default_value = "-")]
     pub output: PathBuf,
     /// Raw frames of this size, WxH, instead of YUV4MPEG2 (whose header gives the size).
-    #[arg(long)]
-    pub size: Option<String>,
+    #[arg(long, value_name = "WxH")]
+    pub size: Option<ImageSize>,
     /// Pixel format of raw frames (with --size).
     #[arg(long = "pix-fmt", value_enum, default_value_t = PixFmt::I420, requires = "size")]
     pub pix_fmt: PixFmt,

@@ -12,18 +12,11 @@ use image::{DynamicImage, ImageBuffer};
 use kdsr_core::Planar;
 use kdsr_core::idr::Idr;
 use kdsr_core::io::{BitDepth, ColorKind, LoadedImage, from_dynamic};
-use kdsr_core::pipeline::quantize_u8;
 use kdsr_core::pipeline::resize::{BicubicVariant, imresize};
+use kdsr_core::pipeline::{quantize_u8, quantize_u16};
 
 use crate::error::{Error, Result};
 use crate::upscaler::{IdrPlan, TileOutput, Upscaler};
-
-/// `clamp(round_half_even(v · 65535), 0, 65535)`; NaN maps to 0.
-fn quantize_u16(v: f32) -> u16 {
-    (f64::from(v) * 65535.0)
-        .round_ties_even()
-        .clamp(0.0, 65535.0) as u16
-}
 
 /// A sample type of an output buffer.
 trait Sample: Copy + Default + 'static {

@@ -661,27 +661,16 @@ pub fn write_image(
     Ok(report)
 }
 
-/// Extensions treated as images when a folder is listed.
-pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "jfif", "webp", "tif", "tiff", "pnm", "ppm", "pgm", "pbm", "pam",
-];
+pub use kdsr_core::io::IMAGE_EXTENSIONS;
 
-/// The image files of `dir` (by extension, case-insensitive, not recursive), sorted by name.
-/// Errors: [`Error::Input`] naming `dir` when it cannot be listed.
+/// The image files of `dir` ([`kdsr_core::io::list_images`]: by extension, case-insensitive, not
+/// recursive), sorted by name. Errors: [`Error::Input`] naming `dir` when it cannot be listed.
 pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::Input {
+    kdsr_core::io::list_images(dir).map_err(|e| Error::Input {
         path: dir.to_path_buf(),
-        message: format!("cannot list this folder: {e}"),
-    })?;
-    let mut out: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        })
-        .collect();
-    out.sort();
-    Ok(out)
+        message: match e {
+            kdsr_core::Error::Io { source, .. } => format!("cannot list this folder: {source}"),
+            e => e.to_string(),
+        },
+    })
 }

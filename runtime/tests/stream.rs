@@ -464,7 +464,7 @@ fn a_bad_header_is_refused_before_any_output() {
             "C422 is not supported",
         ),
         (b"", &[], 3, "empty input"),
-        (b"xxxx", &["--size", "4by4"][..], 2, "expected WxH"),
+        (b"xxxx", &["--size", "4by4"][..], 2, "is not a size WxH"),
     ] {
         let a = [&["stream", "-m", s(&m.split), "-o", s(&outp)][..], args].concat();
         let out = edge_in(&a, Some(input));

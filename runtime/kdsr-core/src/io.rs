@@ -43,7 +43,7 @@
 //! failure the temporary file is removed and `path` is untouched.
 
 use std::io::Cursor;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::pnm::{PnmEncoder, PnmSubtype, SampleEncoding};
@@ -53,7 +53,88 @@ use crate::Planar;
 use crate::container::{JpegEnd, jpeg_end, truncated_jpeg};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
-use crate::pipeline::quantize_u8;
+use crate::pipeline::{quantize_u8, quantize_u16};
+
+/// The file extensions (lower case) taken as images when a folder is listed: the formats
+/// [`load_image`] decodes. Every crate lists folders with [`list_images`].
+pub const IMAGE_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "jfif", "webp", "tif", "tiff", "pnm", "ppm", "pgm", "pbm", "pam",
+];
+
+/// Whether `path`'s extension (any case) is one of [`IMAGE_EXTENSIONS`].
+pub fn is_image_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// The image files directly in `dir` ([`is_image_path`], not recursive; symbolic links are
+/// followed), sorted by path. Errors: [`Error::Io`] naming `dir` when it or an entry cannot be
+/// read.
+pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    let io = |source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let p = entry.map_err(io)?.path();
+        if is_image_path(&p) && p.is_file() {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// An image size as every command line writes it: `WxH` (width first, as ffmpeg, ImageMagick
+/// and `kdsr-edge`'s messages do), e.g. `320x180`; `×` and `,` also separate. Both sides ≥ 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ImageSize {
+    /// Columns.
+    pub width: usize,
+    /// Rows.
+    pub height: usize,
+}
+
+impl ImageSize {
+    /// `(height, width)`, the order of tensor shapes.
+    pub fn hw(self) -> (usize, usize) {
+        (self.height, self.width)
+    }
+}
+
+impl std::str::FromStr for ImageSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (w, h) = s
+            .split_once(['x', 'X', '×', ','])
+            .ok_or_else(|| format!("`{s}` is not a size WxH (width x height, e.g. 320x180)"))?;
+        let side = |v: &str, what: &str| {
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| {
+                    format!(
+                        "`{s}`: the {what} `{}` is not a whole number >= 1",
+                        v.trim()
+                    )
+                })
+        };
+        Ok(Self {
+            width: side(w, "width")?,
+            height: side(h, "height")?,
+        })
+    }
+}
+
+impl std::fmt::Display for ImageSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
 
 /// Bits per sample of an image file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -366,13 +447,6 @@ pub fn to_dynamic(
             }
         }
     })
-}
-
-/// `clamp(round_half_even(v · 65535), 0, 65535)`, computed in f64.
-fn quantize_u16(v: f32) -> u16 {
-    (f64::from(v) * 65535.0)
-        .round_ties_even()
-        .clamp(0.0, 65535.0) as u16
 }
 
 fn interleave<T: Copy + Default>(

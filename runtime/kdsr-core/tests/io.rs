@@ -438,3 +438,74 @@ fn loaded_image_save_keeps_everything() {
     img.save(&path, SaveOptions::default()).unwrap();
     assert_eq!(load_image(&path).unwrap(), img);
 }
+
+#[test]
+fn list_images_takes_the_decodable_extensions_sorted_and_not_recursive() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "b.PNG",
+        "a.jpg",
+        "c.jfif",
+        "d.pam",
+        "notes.txt",
+        "e.bmp",
+        "noext",
+    ] {
+        std::fs::write(dir.path().join(name), b"x").unwrap();
+    }
+    std::fs::create_dir(dir.path().join("sub.png")).unwrap();
+    std::fs::write(dir.path().join("sub.png").join("f.png"), b"x").unwrap();
+    let names: Vec<String> = kdsr_core::io::list_images(dir.path())
+        .unwrap()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    // `.bmp` is not listed: the image crate is built without its BMP decoder.
+    assert_eq!(names, ["a.jpg", "b.PNG", "c.jfif", "d.pam"]);
+    let missing = dir.path().join("missing");
+    let err = kdsr_core::io::list_images(&missing)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+}
+
+#[test]
+fn image_sizes_are_width_by_height() {
+    use kdsr_core::io::ImageSize;
+    let s: ImageSize = "320x180".parse().unwrap();
+    assert_eq!((s.width, s.height), (320, 180));
+    assert_eq!(s.hw(), (180, 320));
+    assert_eq!(s.to_string(), "320x180");
+    for (text, w, h) in [
+        ("64X48", 64, 48),
+        ("128×64", 128, 64),
+        (" 240 , 135 ", 240, 135),
+    ] {
+        assert_eq!(
+            text.parse::<ImageSize>().unwrap(),
+            ImageSize {
+                width: w,
+                height: h
+            }
+        );
+    }
+    for bad in ["320", "0x5", "5x0", "ax5", "5x", "-1x5", ""] {
+        let err = bad.parse::<ImageSize>().unwrap_err();
+        assert!(err.contains(&format!("`{bad}`")), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn quantize_u16_rounds_half_even_and_clamps() {
+    use kdsr_core::pipeline::quantize_u16;
+    assert_eq!(quantize_u16(0.0), 0);
+    assert_eq!(quantize_u16(1.0), 65535);
+    assert_eq!(quantize_u16(-0.5), 0);
+    assert_eq!(quantize_u16(2.0), 65535);
+    assert_eq!(quantize_u16(f32::NAN), 0);
+    // 0.5 · 65535 = 32767.5 (exact in f64): ties to even.
+    assert_eq!(quantize_u16(0.5), 32768);
+    for v in [1u16, 257, 32767, 65534] {
+        assert_eq!(quantize_u16(f32::from(v) / 65535.0), v);
+    }
+}

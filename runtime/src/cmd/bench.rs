@@ -26,12 +26,6 @@ struct Row {
     times_ms: Vec<f64>,
 }
 
-fn parse_size(s: &str) -> Option<(usize, usize)> {
-    let (h, w) = s.split_once(['x', 'X'])?;
-    let (h, w) = (h.trim().parse().ok()?, w.trim().parse().ok()?);
-    (h > 0 && w > 0).then_some((h, w))
-}
-
 /// A deterministic smooth + textured test image.
 fn test_image(h: usize, w: usize) -> anyhow::Result<Planar> {
     let mut d = Vec::with_capacity(3 * h * w);
@@ -73,8 +67,7 @@ fn write_f32(path: PathBuf, data: &[f32]) -> anyhow::Result<()> {
 }
 
 pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
-    let (h, w) = parse_size(&a.size)
-        .ok_or_else(|| Failure::usage(format!("--size {}: expected HxW, e.g. 180x320", a.size)))?;
+    let (h, w) = a.size.hw();
     let models = if a.models.is_empty() {
         vec![kdsr_runtime::models::find_files(None, None)?]
     } else {

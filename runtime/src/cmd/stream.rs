@@ -21,6 +21,7 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::Instant;
 
 use anyhow::Context;
+use kdsr_core::io::ImageSize;
 use kdsr_runtime::video::{
     FrameFormat, FrameReader, Layout, Range, frame_difference, frame_to_rgb, rgb_to_frame,
 };
@@ -132,12 +133,6 @@ impl Drop for TempOut {
     }
 }
 
-fn parse_size(s: &str) -> Option<(usize, usize)> {
-    let (w, h) = s.split_once(['x', 'X'])?;
-    let (w, h) = (w.trim().parse().ok()?, h.trim().parse().ok()?);
-    (w > 0 && h > 0).then_some((w, h))
-}
-
 fn is_dash(p: &Path) -> bool {
     p.as_os_str() == "-"
 }
@@ -196,9 +191,8 @@ pub fn run(a: StreamArgs) -> anyhow::Result<u8> {
     };
     // The header first: a bad one is refused before the model loads and before any output.
     let (reader, header) = match &a.size {
-        Some(s) => {
-            let (width, height) = parse_size(s)
-                .ok_or_else(|| Failure::usage(format!("--size {s}: expected WxH, e.g. 640x480")))?;
+        Some(size) => {
+            let ImageSize { width, height } = *size;
             let layout = match a.pix_fmt {
                 PixFmt::I420 => Layout::Yuv420,
                 PixFmt::Rgb24 => Layout::Rgb24,

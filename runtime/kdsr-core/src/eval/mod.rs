@@ -141,27 +141,15 @@ pub fn aniso_grid(scale: u32, noise_levels: &[f32]) -> Result<Vec<EvalCase>> {
 /// Loads up to `max` images (sorted by name) from a folder, cropped to a multiple of `scale`.
 /// Gray images are replicated to RGB; an unreadable file is an error naming it.
 pub fn load_folder(dir: &Path, scale: u32, max: usize) -> Result<Vec<EvalImage>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                matches!(
-                    e.to_ascii_lowercase().as_str(),
-                    "png" | "jpg" | "jpeg" | "bmp" | "tif" | "tiff" | "webp"
-                )
-            })
-        })
-        .collect();
-    paths.sort();
+    let mut paths = crate::io::list_images(dir)?;
     paths.truncate(max);
     if paths.is_empty() {
         return Err(Error::Image {
             path: dir.to_path_buf(),
-            message: "no test images (png, jpg, bmp, tif, webp) in this folder".into(),
+            message: format!(
+                "no test images ({}) in this folder",
+                crate::io::IMAGE_EXTENSIONS.join(", ")
+            ),
         });
     }
     paths
