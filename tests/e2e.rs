@@ -15,7 +15,6 @@ use std::time::Instant;
 
 use kdsr_converter::export::{ExportOptions, export};
 use kdsr_converter::{ExportKind, Network};
-use kdsr_core::Planar;
 use kdsr_core::eval::to_rgb;
 use kdsr_core::io::{BitDepth, load_image, save_image};
 use kdsr_core::metrics::{MetricVariant, evaluate_pair};
@@ -24,6 +23,7 @@ use kdsr_core::pipeline::kernels::{KERNEL_SIZE, isotropic_gaussian};
 use kdsr_core::pipeline::quantize;
 use kdsr_core::pipeline::resize::{BicubicVariant, imresize};
 use kdsr_runtime::{Options, Upscaler};
+use kdsr_test_support::{max_abs, repo};
 use kdsr_trainer::config::TrainConfig;
 use kdsr_trainer::train::{Stage, TrainOptions, run_stage};
 
@@ -35,12 +35,6 @@ const TEST_SIGMA: f64 = 2.0;
 /// (31.67 vs 29.77 dB, the same on every run); with all libtorch threads +1.96 dB (seed 0),
 /// +1.85 dB (seed 1), +2.03 dB (seed 2).
 const MARGIN_DB: f64 = 1.0;
-
-fn repo(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(rel)
-}
 
 /// `target/<profile>/kdsr-edge`: the test executable is `target/<profile>/deps/e2e-HASH`, and
 /// cargo puts the package binaries one folder up (what `assert_cmd`'s `cargo_bin` does).
@@ -95,16 +89,6 @@ fn config() -> TrainConfig {
         "run.device=\"cpu\"".into(),
     ];
     TrainConfig::resolve("smoke", &overrides).unwrap()
-}
-
-/// Max |a − b| over all samples.
-fn max_abs_diff(a: &Planar, b: &Planar) -> f32 {
-    assert_eq!(a.shape(), b.shape());
-    a.data()
-        .iter()
-        .zip(b.data())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -224,7 +208,8 @@ fn tiny_teacher_student_export_upscale_beats_bicubic() {
     // The file is what the library computes from the same model (8-bit rounding apart).
     let up = Upscaler::load(&prefix, Options::default()).unwrap();
     let lib = up.upscale(&lr).unwrap().map(quantize);
-    let d = max_abs_diff(&sr_img, &lib);
+    assert_eq!(sr_img.shape(), lib.shape());
+    let d = max_abs(sr_img.data(), lib.data());
     assert!(
         d <= 1.0 / 255.0 + 1e-6,
         "CLI output differs from Upscaler's by {d}"

@@ -1,6 +1,6 @@
 //! Shared test helpers: the official small vectors (C 16, N 2, R 2, ×4, batch 2) and the tiny
 //! student built from them.
-#![allow(dead_code)] // each test binary uses its own subset
+#![allow(dead_code, unused_imports)] // each test binary uses its own subset
 
 use std::path::PathBuf;
 
@@ -10,12 +10,7 @@ use kdsr_core::Planar;
 use kdsr_core::spec::KdsrConfig;
 use kdsr_core::spec::checkpoint::{Tensor, Weights, weights_from_bytes_unchecked};
 
-/// A file of `tests/fixtures/reference/vectors/`.
-pub fn vectors(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/reference/vectors")
-        .join(name)
-}
+pub use kdsr_test_support::{check, max_abs, vectors};
 
 /// The official student weights.
 pub fn weights_path() -> PathBuf {
@@ -45,22 +40,6 @@ pub fn sample(t: &Tensor, b: usize) -> Value {
 pub fn planar(t: &Tensor, b: usize) -> Planar {
     let v = sample(t, b);
     Planar::new(v.shape[1], v.shape[2], v.shape[3], v.data).unwrap()
-}
-
-/// Max abs difference, asserting equal lengths.
-pub fn max_abs(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
-        .fold(0.0, f64::max)
-}
-
-/// Asserts `max |got − want| <= tol`, printing the value.
-pub fn check(what: &str, got: &[f32], want: &[f32], tol: f64) {
-    let d = max_abs(got, want);
-    eprintln!("{what}: max |Δ| = {d:.3e} (tolerance {tol:.0e})");
-    assert!(d <= tol, "{what}: max |Δ| = {d:e} > {tol:e}");
 }
 
 /// Deterministic pseudo-random weights for any config (uniform in ±1/sqrt(fan_in), with the

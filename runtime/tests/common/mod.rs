@@ -5,7 +5,7 @@
 //! C 16, N 2, R 2, ×4) are the **random initialisation** the official reference vectors were
 //! made with, not a trained model: the tests check the runtime reproduces the network, not that
 //! the pictures look good.
-#![allow(dead_code, missing_docs, clippy::unwrap_used)] // each test binary uses its own subset
+#![allow(dead_code, unused_imports, missing_docs, clippy::unwrap_used)] // each test binary uses its own subset
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -19,12 +19,9 @@ use kdsr_core::idr::Idr;
 use kdsr_core::spec::KdsrConfig;
 use kdsr_runtime::{Options, Upscaler};
 
-/// A file of the workspace's `tests/fixtures/`.
-pub fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(rel)
-}
+pub use kdsr_test_support::{
+    check, code, command_for, fixture, listing, max_abs, run_with, s, stderr,
+};
 
 /// The 96×120 RGB test photo of the pipeline vectors.
 pub fn in_img() -> PathBuf {
@@ -119,22 +116,6 @@ pub fn scratch(name: &str) -> PathBuf {
     d
 }
 
-/// Max |a − b|.
-pub fn max_abs(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
-        .fold(0.0, f64::max)
-}
-
-/// Asserts `max |got − want| <= tol`, printing the value.
-pub fn check(what: &str, got: &[f32], want: &[f32], tol: f64) {
-    let d = max_abs(got, want);
-    eprintln!("{what}: max |Δ| = {d:.3e} (tolerance {tol:.0e})");
-    assert!(d <= tol, "{what}: max |Δ| = {d:e} > {tol:e}");
-}
-
 /// Runs `kdsr-edge` with `args` (1 thread, to keep parallel tests light).
 pub fn edge(args: &[&str]) -> Output {
     edge_in(args, None)
@@ -147,80 +128,7 @@ pub fn edge_command() -> Command {
     command_for(Path::new(env!("CARGO_BIN_EXE_kdsr-edge")))
 }
 
-/// [`edge_command`] for a `kdsr-edge` binary at `bin` (e.g. a copy outside the repository).
-pub fn command_for(bin: &Path) -> Command {
-    match std::env::var("KDSR_TEST_RUNNER") {
-        Ok(r) if !r.trim().is_empty() => {
-            let mut parts = r.split_whitespace();
-            let mut c = Command::new(parts.next().unwrap());
-            c.args(parts).arg(bin);
-            c
-        }
-        _ => Command::new(bin),
-    }
-}
-
 /// Runs `kdsr-edge` with `args` and `stdin` bytes.
 pub fn edge_in(args: &[&str], stdin: Option<&[u8]>) -> Output {
     run_with(edge_command(), args, stdin)
-}
-
-/// Runs `cmd` (a `kdsr-edge` command, [`command_for`]) with `args` and `stdin` bytes, printing
-/// the command line, exit code and stderr.
-pub fn run_with(mut cmd: Command, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    use std::io::Write;
-    cmd.args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .stdin(if stdin.is_some() {
-            std::process::Stdio::piped()
-        } else {
-            std::process::Stdio::null()
-        });
-    let mut child = cmd.spawn().unwrap();
-    if let Some(bytes) = stdin {
-        let mut si = child.stdin.take().unwrap();
-        // A run that refuses its input (a bad stream header) may exit before reading all of it;
-        // the test then checks the exit code and message, so a closed pipe is not a failure.
-        if let Err(e) = si.write_all(bytes) {
-            assert_eq!(
-                e.kind(),
-                std::io::ErrorKind::BrokenPipe,
-                "writing stdin: {e}"
-            );
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    eprintln!(
-        "kdsr-edge {}\n  exit {:?}\n  stderr: {}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Files (names) in `dir`, sorted, including hidden ones.
-pub fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-/// A path as `&str` (test paths are UTF-8).
-pub fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// The exit code of a finished `kdsr-edge`.
-pub fn code(out: &Output) -> i32 {
-    out.status.code().unwrap()
-}
-
-/// The stderr of a finished `kdsr-edge` as text.
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: fixture paths, the `.npy` and safetensors loaders, and
 //! the comparisons against fixtures. Fixtures live in the workspace's `tests/fixtures/` (see its
 //! README for provenance).
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, unused_imports, missing_docs)]
 
 use std::path::PathBuf;
 
@@ -10,22 +10,7 @@ use kdsr_core::pipeline::kernels::Kernel;
 
 // ---------------------------------------------------------------- paths
 
-/// Path of a file under `tests/fixtures/`.
-pub fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(rel)
-}
-
-/// Path of a file in `tests/fixtures/reference/vectors-pipeline/`.
-pub fn pipeline(name: &str) -> PathBuf {
-    fixture("reference/vectors-pipeline").join(name)
-}
-
-/// Path of a file in `tests/fixtures/reference/vectors/`.
-pub fn vectors(name: &str) -> PathBuf {
-    fixture("reference/vectors").join(name)
-}
+pub use kdsr_test_support::{fixture, pipeline, vectors};
 
 // ---------------------------------------------------------------- .npy fixtures
 
@@ -124,14 +109,7 @@ pub fn st_kernel(key: &str, row: usize) -> Kernel {
 
 // ---------------------------------------------------------------- comparisons
 
-/// Largest absolute difference between two equally long slices.
-pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
-        .fold(0.0, f64::max)
-}
+pub use kdsr_test_support::max_abs as max_abs_diff;
 
 /// Largest absolute difference between `got` and the HWC fixture `name` (values kept as stored).
 pub fn max_err_vs(got: &Planar, name: &str) -> f64 {
