@@ -516,7 +516,7 @@ pub fn save_image_with(
     options: SaveOptions,
 ) -> Result<()> {
     let path = path.as_ref();
-    let target = Target::from_path(path)?;
+    let target = OutFormat::for_path(path)?;
     let color = color_kind(rgb)?;
     let (alpha, bit_depth) = target.fit(path, color, alpha, bit_depth, options.allow_lossy)?;
     let img = to_dynamic(rgb, alpha, bit_depth)?;
@@ -524,80 +524,179 @@ pub fn save_image_with(
     write_atomic(path, &bytes)
 }
 
-/// An output format as chosen by extension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Target {
+/// An image format written by extension (the one table of what each format holds: see the
+/// [module docs](self)); `save_image` and `kdsr-edge`'s writer both use it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutFormat {
+    /// PNG.
     Png,
+    /// Baseline JPEG.
     Jpeg,
+    /// Lossless WebP.
     WebP,
+    /// TIFF.
     Tiff,
+    /// PAM (`P7`), written for `.pam` and `.pnm`.
     Pam,
+    /// Binary PPM (`P6`), RGB only.
     Ppm,
+    /// Binary PGM (`P5`), gray only.
     Pgm,
 }
 
-impl Target {
-    fn from_path(path: &Path) -> Result<Self> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .unwrap_or_default();
-        Ok(match ext.as_str() {
-            "png" => Target::Png,
-            "jpg" | "jpeg" | "jfif" => Target::Jpeg,
-            "webp" => Target::WebP,
-            "tif" | "tiff" => Target::Tiff,
-            "pam" | "pnm" => Target::Pam,
-            "ppm" => Target::Ppm,
-            "pgm" => Target::Pgm,
-            _ => {
-                return Err(Error::UnsupportedFormat {
-                    path: path.to_path_buf(),
-                    format: format!(
-                        "{} (write .png, .tif/.tiff, .pam/.pnm, .ppm, .pgm, .webp or \
-                         .jpg/.jpeg)",
-                        if ext.is_empty() {
-                            "no file extension".to_string()
-                        } else {
-                            format!("extension `{ext}`")
-                        }
-                    ),
-                });
-            }
+impl OutFormat {
+    /// The format for a file extension (case-insensitive), `None` when unknown.
+    pub fn from_extension(ext: &str) -> Option<Self> {
+        Some(match ext.to_ascii_lowercase().as_str() {
+            "png" => OutFormat::Png,
+            "jpg" | "jpeg" | "jfif" => OutFormat::Jpeg,
+            "webp" => OutFormat::WebP,
+            "tif" | "tiff" => OutFormat::Tiff,
+            "pam" | "pnm" => OutFormat::Pam,
+            "ppm" => OutFormat::Ppm,
+            "pgm" => OutFormat::Pgm,
+            _ => return None,
         })
     }
 
-    fn name(self) -> &'static str {
+    /// The format of `path`'s extension.
+    pub fn from_path(path: &Path) -> Option<Self> {
+        path.extension()
+            .and_then(|e| e.to_str())
+            .and_then(Self::from_extension)
+    }
+
+    /// The extension written for this format.
+    pub fn extension(self) -> &'static str {
         match self {
-            Target::Png => "PNG",
-            Target::Jpeg => "JPEG",
-            Target::WebP => "WebP",
-            Target::Tiff => "TIFF",
-            Target::Pam => "PAM",
-            Target::Ppm => "PPM",
-            Target::Pgm => "PGM",
+            OutFormat::Png => "png",
+            OutFormat::Jpeg => "jpg",
+            OutFormat::WebP => "webp",
+            OutFormat::Tiff => "tif",
+            OutFormat::Pam => "pam",
+            OutFormat::Ppm => "ppm",
+            OutFormat::Pgm => "pgm",
         }
     }
 
-    fn holds_color(self, color: ColorKind) -> bool {
+    /// The format's name (`PNG`, `JPEG`, …).
+    pub fn name(self) -> &'static str {
         match self {
-            Target::Ppm => color == ColorKind::Rgb,
-            Target::Pgm => color == ColorKind::Gray,
+            OutFormat::Png => "PNG",
+            OutFormat::Jpeg => "JPEG",
+            OutFormat::WebP => "WebP",
+            OutFormat::Tiff => "TIFF",
+            OutFormat::Pam => "PAM",
+            OutFormat::Ppm => "PPM",
+            OutFormat::Pgm => "PGM",
+        }
+    }
+
+    /// The largest width or height the format can store, `None` when practically unlimited.
+    pub fn max_side(self) -> Option<u32> {
+        match self {
+            OutFormat::Jpeg => Some(65_535),
+            OutFormat::WebP => Some(16_383),
+            _ => None,
+        }
+    }
+
+    /// Checks that a `width × height` image fits the format (JPEG: 65,535 px per side; WebP:
+    /// 16,383), so an output that cannot be encoded is refused before any work.
+    pub fn check_size(self, width: u64, height: u64) -> std::result::Result<(), String> {
+        match self.max_side() {
+            Some(max) if width > u64::from(max) || height > u64::from(max) => Err(format!(
+                "the {width}x{height} output does not fit {}: it holds at most {max} px per \
+                 side; write .png, .tif or .pam",
+                self.name()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether it stores 16-bit samples.
+    pub fn holds_16_bit(self) -> bool {
+        matches!(self, OutFormat::Png | OutFormat::Tiff | OutFormat::Pam)
+    }
+
+    /// Whether it stores an alpha channel with `color`.
+    pub fn holds_alpha(self, color: ColorKind) -> bool {
+        match self {
+            OutFormat::Png | OutFormat::WebP | OutFormat::Pam => true,
+            OutFormat::Tiff => color == ColorKind::Rgb,
+            OutFormat::Jpeg | OutFormat::Ppm | OutFormat::Pgm => false,
+        }
+    }
+
+    /// Checks that this format holds an image of `color`, with `alpha`, at `depth` without loss;
+    /// the message names what would be lost and the formats that keep it.
+    pub fn check_holds(
+        self,
+        color: ColorKind,
+        alpha: bool,
+        depth: BitDepth,
+    ) -> std::result::Result<(), String> {
+        let kind = match color {
+            ColorKind::Gray => "gray",
+            ColorKind::Rgb => "RGB",
+        };
+        if !self.holds_color(color) {
+            return Err(format!(
+                "{} cannot hold a {kind} image; write .png or .pam",
+                self.name()
+            ));
+        }
+        let mut lost = Vec::new();
+        if alpha && !self.holds_alpha(color) {
+            lost.push("the alpha channel");
+        }
+        if depth == BitDepth::Sixteen && !self.holds_16_bit() {
+            lost.push("16-bit depth");
+        }
+        if lost.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} would lose {} of this {}-bit {kind}{} image; write .png (or .tif / .pam) to \
+                 keep it",
+                self.name(),
+                lost.join(" and "),
+                depth.bits(),
+                if alpha { "+alpha" } else { "" },
+            ))
+        }
+    }
+    /// Whether it stores an image of `color` (PPM: RGB only; PGM: gray only).
+    pub fn holds_color(self, color: ColorKind) -> bool {
+        match self {
+            OutFormat::Ppm => color == ColorKind::Rgb,
+            OutFormat::Pgm => color == ColorKind::Gray,
             _ => true,
         }
     }
+}
 
-    fn holds_alpha(self, color: ColorKind) -> bool {
-        match self {
-            Target::Png | Target::WebP | Target::Pam => true,
-            Target::Tiff => color == ColorKind::Rgb,
-            Target::Jpeg | Target::Ppm | Target::Pgm => false,
-        }
-    }
-
-    fn holds_16_bit(self) -> bool {
-        matches!(self, Target::Png | Target::Tiff | Target::Pam)
+impl OutFormat {
+    /// The format of `path`'s extension, or [`Error::UnsupportedFormat`] naming it.
+    fn for_path(path: &Path) -> Result<Self> {
+        Self::from_path(path).ok_or_else(|| {
+            let ext = path
+                .extension()
+                .map(|e| e.to_string_lossy().to_ascii_lowercase())
+                .unwrap_or_default();
+            Error::UnsupportedFormat {
+                path: path.to_path_buf(),
+                format: format!(
+                    "{} (write .png, .tif/.tiff, .pam/.pnm, .ppm, .pgm, .webp or .jpg/.jpeg)",
+                    if ext.is_empty() {
+                        "no file extension".to_string()
+                    } else {
+                        format!("extension `{ext}`")
+                    }
+                ),
+            }
+        })
     }
 
     /// The alpha and bit depth to write, or the error that refuses a lossy save.
@@ -621,7 +720,11 @@ impl Target {
                     "{kind} image in {} ({} holds only {}; use .png or .pam)",
                     self.name(),
                     self.name(),
-                    if self == Target::Ppm { "RGB" } else { "gray" },
+                    if self == OutFormat::Ppm {
+                        "RGB"
+                    } else {
+                        "gray"
+                    },
                 ),
             });
         }
@@ -659,24 +762,24 @@ impl Target {
 
 fn encode(
     img: &DynamicImage,
-    target: Target,
+    target: OutFormat,
     options: SaveOptions,
     path: &Path,
 ) -> Result<Vec<u8>> {
     let mut buf = Cursor::new(Vec::new());
     let res = match target {
-        Target::Png => img.write_to(&mut buf, ImageFormat::Png),
-        Target::Tiff => img.write_to(&mut buf, ImageFormat::Tiff),
-        Target::WebP => img.write_to(&mut buf, ImageFormat::WebP),
-        Target::Pam => img.write_to(&mut buf, ImageFormat::Pnm),
-        Target::Jpeg => img.write_with_encoder(JpegEncoder::new_with_quality(
+        OutFormat::Png => img.write_to(&mut buf, ImageFormat::Png),
+        OutFormat::Tiff => img.write_to(&mut buf, ImageFormat::Tiff),
+        OutFormat::WebP => img.write_to(&mut buf, ImageFormat::WebP),
+        OutFormat::Pam => img.write_to(&mut buf, ImageFormat::Pnm),
+        OutFormat::Jpeg => img.write_with_encoder(JpegEncoder::new_with_quality(
             &mut buf,
             options.jpeg_quality.clamp(1, 100),
         )),
-        Target::Ppm => img.write_with_encoder(
+        OutFormat::Ppm => img.write_with_encoder(
             PnmEncoder::new(&mut buf).with_subtype(PnmSubtype::Pixmap(SampleEncoding::Binary)),
         ),
-        Target::Pgm => img.write_with_encoder(
+        OutFormat::Pgm => img.write_with_encoder(
             PnmEncoder::new(&mut buf).with_subtype(PnmSubtype::Graymap(SampleEncoding::Binary)),
         ),
     };
