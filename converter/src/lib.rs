@@ -1,6 +1,7 @@
 //! `kdsr-converter`: KDSR student checkpoints → ONNX graphs, verified with tract.
 //!
-//! The modules stack one way, each using only those listed before it:
+//! The modules stack one way, each using only those listed before it (checked by
+//! `tests/layers.rs`):
 //! - [`error`]: [`ConvertError`], classified with exit codes.
 //! - [`graph`]: the graph contract of `kdsr_core::spec::onnx` and [`ExportKind`].
 //! - [`network`]: a checked student config + weights ([`Network`]).
