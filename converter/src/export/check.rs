@@ -1,5 +1,5 @@
 //! Checking a built graph before anything is written: it is loaded back with tract, run on the
-//! test input and compared with the reference forward ([`verify`]), and timed ([`bench`]). The
+//! test input and compared with the reference forward ([`verify`]), and timed ([`bench()`]). The
 //! test input is synthesised here ([`test_image`]) or cropped from an image file
 //! ([`TestInput::images`]).
 

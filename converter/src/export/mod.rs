@@ -6,7 +6,7 @@
 //! - [`options`]: [`ExportOptions`] and, validated once, [`ValidOptions`];
 //! - [`build`](mod@build): the float32 graphs, then their reduced-precision forms;
 //! - [`check`]: the test input (synthetic [`test_image`]s or an image crop), verification
-//!   against the reference forward ([`verify`]) and tract timing ([`bench`]);
+//!   against the reference forward ([`verify`]) and tract timing ([`bench()`]);
 //! - [`report`](mod@report): the [`Report`], MAC counts and the quantization section;
 //! - this module: [`export`], which runs them in order and writes the files.
 

@@ -225,7 +225,7 @@ impl std::ops::Deref for ValidOptions {
 pub struct Limits {
     /// Max abs difference, relative to max(1, largest reference magnitude).
     pub rel_tol: Option<f64>,
-    /// PSNR floor in dB of the image output ([`psnr_peak`]); vector outputs get
+    /// PSNR floor in dB of the image output ([`crate::verify::psnr_peak`]); vector outputs get
     /// [`crate::graph::VECTOR_PSNR_MARGIN`] dB less.
     pub min_psnr: Option<f64>,
 }
