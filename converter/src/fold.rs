@@ -8,7 +8,7 @@ use kdsr_core::spec::checkpoint::Weights;
 use kdsr_core::spec::{DDC_KERNEL, KdsrConfig, LRELU_SLOPE};
 
 use crate::error::{ConvertError, Result};
-use crate::onnx::builder::tensor;
+use crate::network::tensor;
 
 /// `y = W · x` for `W` `[out, in]` row-major, accumulated in f64.
 fn matvec(wm: &[f32], out: usize, x: &[f32]) -> Vec<f32> {

@@ -1,5 +1,6 @@
 //! Where the IDR of a folded graph comes from: an `.idr` file, one image, or the mean over a
-//! calibration folder of images. Images are run through the IDE graph in tract.
+//! calibration folder of images. Images are run through the IDE graph in tract ([`IdeRunner`]),
+//! which also gives the SR graph its `D` input when graphs are fed images ([`feeds`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,10 +9,10 @@ use kdsr_core::Planar;
 use kdsr_core::idr::Idr;
 
 use crate::error::{ConvertError, Result};
-use crate::graph::Precision;
+use crate::graph::GraphKind;
 use crate::network::Network;
 use crate::onnx;
-use crate::verify::{Plan, Value};
+use crate::verify::{Plan, Value, value};
 
 /// File extensions a calibration folder is searched for (case-insensitive).
 pub const IMAGE_EXTENSIONS: &[&str] = &[
@@ -100,7 +101,7 @@ pub struct IdeRunner<'n> {
 impl<'n> IdeRunner<'n> {
     /// Builds the IDE graph of `net`.
     pub fn new(net: &'n Network) -> Result<Self> {
-        let bytes = onnx::encode(&onnx::ide_graph(net, Precision::F32)?);
+        let bytes = onnx::encode(&onnx::ide_graph(net)?);
         Ok(Self {
             net,
             bytes,
@@ -118,7 +119,7 @@ impl<'n> IdeRunner<'n> {
                 e.insert(Plan::new(&self.bytes, std::slice::from_ref(&shape))?)
             }
         };
-        let out = plan.run(&[Value::new(shape, lr.data().to_vec())?])?;
+        let out = plan.run(&[value(shape, lr.data().to_vec())?])?;
         let [d, dp] = out.as_slice() else {
             return Err(ConvertError::Graph(format!(
                 "IDE graph returned {} outputs, expected 2",
@@ -191,4 +192,32 @@ pub fn resolve(net: &Network, src: &IdrSource, force: bool) -> Result<Idr> {
             Ok(Idr::mean(&items, &dir.display().to_string())?)
         }
     }
+}
+
+/// The graph inputs of `kind` for each LR image: `lr` (batched: the image `batch` times), and
+/// for the SR graph `D` from the float32 IDE run in tract.
+pub fn feeds(
+    net: &Network,
+    kind: GraphKind,
+    images: &[Planar],
+    batch: usize,
+) -> Result<Vec<Vec<Value>>> {
+    let mut ide = match kind {
+        GraphKind::Sr => Some(IdeRunner::new(net)?),
+        _ => None,
+    };
+    images
+        .iter()
+        .map(|img| {
+            let [c, h, w] = img.shape();
+            let n = if kind == GraphKind::Batched { batch } else { 1 };
+            let lr = value(vec![n, c, h, w], img.data().repeat(n))?;
+            let mut f = vec![lr];
+            if let Some(r) = ide.as_mut() {
+                let d = r.run(img, "calibration")?.d;
+                f.push(value(vec![1, d.len()], d)?);
+            }
+            Ok(f)
+        })
+        .collect()
 }

@@ -15,15 +15,7 @@ use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_proto::DataType;
 
 use crate::error::{ConvertError, Result};
-
-fn dtype_name(t: i32) -> String {
-    match DataType::try_from(t) {
-        Ok(DataType::Float) => "float32".to_owned(),
-        Ok(DataType::Float16) => "float16".to_owned(),
-        Ok(d) => d.as_str_name().to_ascii_lowercase(),
-        Err(_) => format!("dtype{t}"),
-    }
-}
+use crate::onnx::proto::{decode, dtype_name, numel, tensor_bytes};
 
 fn dims_of(v: &pb::ValueInfoProto) -> (String, String) {
     use pb::tensor_shape_proto::dimension::Value;
@@ -48,55 +40,6 @@ fn dims_of(v: &pb::ValueInfoProto) -> (String, String) {
         }
         None => ("?".to_owned(), "?".to_owned()),
     }
-}
-
-/// The stored bytes of a tensor, little-endian (`raw_data`, or the typed fields re-encoded).
-pub fn tensor_bytes(t: &pb::TensorProto) -> Vec<u8> {
-    if !t.raw_data.is_empty() {
-        return t.raw_data.clone();
-    }
-    let mut b: Vec<u8> = t.float_data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    b.extend(t.int64_data.iter().flat_map(|v| v.to_le_bytes()));
-    b.extend(t.int32_data.iter().flat_map(|v| v.to_le_bytes()));
-    b.extend(t.double_data.iter().flat_map(|v| v.to_le_bytes()));
-    b
-}
-
-/// Number of elements of a tensor.
-pub fn numel(t: &pb::TensorProto) -> usize {
-    t.dims.iter().map(|&d| d.max(0) as usize).product()
-}
-
-/// The values of a float32 or float16 tensor as f32.
-pub fn tensor_f32(t: &pb::TensorProto) -> Result<Vec<f32>> {
-    let bytes = tensor_bytes(t);
-    let bad = |m: String| ConvertError::Graph(format!("initializer `{}`: {m}", t.name));
-    let v: Vec<f32> = match DataType::try_from(t.data_type) {
-        Ok(DataType::Float) => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        Ok(DataType::Float16) if !t.raw_data.is_empty() => bytes
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        // float16 in `int32_data`: one value per element, in the low 16 bits.
-        Ok(DataType::Float16) => t
-            .int32_data
-            .iter()
-            .map(|v| half::f16::from_bits(*v as u16).to_f32())
-            .collect(),
-        _ => {
-            return Err(bad(format!(
-                "dtype {} is not a float",
-                dtype_name(t.data_type)
-            )));
-        }
-    };
-    if v.len() != numel(t) {
-        return Err(bad(format!("{} values for shape {:?}", v.len(), t.dims)));
-    }
-    Ok(v)
 }
 
 /// The value of a rank-0 float32, uint8 or int8 tensor (a quantization scale or zero point), as
@@ -304,7 +247,7 @@ pub fn dump(model: &pb::ModelProto, shapes: Option<&HashMap<String, String>>) ->
 /// [`dump`] of encoded ONNX bytes with node shapes; if tract cannot infer them, the dump ends
 /// with a line saying why.
 pub fn dump_bytes(bytes: &[u8], path: &Path) -> Result<String> {
-    let model = crate::onnx::decode(bytes, path)?;
+    let model = decode(bytes, path)?;
     Ok(match node_shapes(bytes) {
         Ok(sh) => dump(&model, Some(&sh)),
         Err(e) => format!("{}shapes unavailable: {e}\n", dump(&model, None)),

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use kdsr_core::spec::checkpoint::{Checkpoint, Weights, check_layout, load_weights, weights_hash};
+use kdsr_core::spec::checkpoint::{
+    Checkpoint, Tensor, Weights, check_layout, load_weights, weights_hash,
+};
 use kdsr_core::spec::{KdsrConfig, Role};
 
 use crate::error::{ConvertError, Result};
@@ -121,6 +123,13 @@ impl Network {
     pub fn from_checkpoint(ck: Checkpoint) -> Result<Self> {
         Self::new(ck.config, ck.weights)
     }
+}
+
+/// The official tensor `key` of `weights`, or [`ConvertError::MissingWeight`] naming it.
+pub fn tensor<'w>(weights: &'w Weights, key: &str) -> Result<&'w Tensor> {
+    weights
+        .get(key)
+        .ok_or_else(|| ConvertError::MissingWeight(key.to_owned()))
 }
 
 fn describe(c: &KdsrConfig) -> String {

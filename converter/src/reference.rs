@@ -12,8 +12,7 @@ use rayon::prelude::*;
 
 use crate::error::{ConvertError, Result};
 use crate::fold::{self, lrelu};
-use crate::network::Network;
-use crate::onnx::builder::tensor;
+use crate::network::{Network, tensor};
 
 /// Outputs of the IDE for one image.
 #[derive(Clone, Debug, PartialEq)]

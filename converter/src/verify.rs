@@ -9,26 +9,19 @@ use tract_onnx::prelude::*;
 
 use crate::error::{ConvertError, Result};
 
-/// A float32 tensor crossing the tract boundary.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Value {
-    /// Shape.
-    pub shape: Vec<usize>,
-    /// Row-major values.
-    pub data: Vec<f32>,
-}
+/// A float32 tensor crossing the tract boundary: `kdsr-core`'s tensor (shape and row-major
+/// values), built inside the converter with [`value`].
+pub use kdsr_core::spec::checkpoint::Tensor as Value;
 
-impl Value {
-    /// Wraps values; fails if they do not fill the shape.
-    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
-        if shape.iter().product::<usize>() != data.len() {
-            return Err(ConvertError::Graph(format!(
-                "{} values do not fill shape {shape:?}",
-                data.len()
-            )));
+/// Wraps values as a [`Value`]; fails with [`ConvertError::Graph`] (an internal inconsistency)
+/// if they do not fill the shape.
+pub fn value(shape: Vec<usize>, data: Vec<f32>) -> Result<Value> {
+    Value::new(shape, data).map_err(|e| match e {
+        kdsr_core::Error::BadLength { len, shape, .. } => {
+            ConvertError::Graph(format!("{len} values do not fill shape {shape:?}"))
         }
-        Ok(Self { shape, data })
-    }
+        e => e.into(),
+    })
 }
 
 /// An optimized, runnable tract plan for fixed input shapes.
@@ -84,7 +77,7 @@ impl Plan {
                     .iter()
                     .copied()
                     .collect();
-                Value::new(t.shape().to_vec(), data)
+                value(t.shape().to_vec(), data)
             })
             .collect()
     }
@@ -142,7 +135,7 @@ pub fn psnr(got: &[f32], want: &[f32], peak: f64) -> f64 {
 /// The PSNR peak of a graph output: 1 for the image `sr` (RGB in [0, 1]), the largest magnitude
 /// of the reference for a vector such as `D` (at least `1e-12`).
 pub fn psnr_peak(output: &str, reference: &[f32]) -> f64 {
-    if output == crate::onnx::sr::SR {
+    if output == kdsr_core::spec::onnx::names::SR {
         1.0
     } else {
         reference

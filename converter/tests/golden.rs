@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use common::{io, net, sample};
 use kdsr_converter::inspect::{dump, dump_bytes, node_shapes};
-use kdsr_converter::quantize::rewrite::{calibration_tensors, insert_qdq};
+use kdsr_converter::quantize::rewrite::{calibration_tensors, insert_qdq, store_weights};
 use kdsr_converter::quantize::{KernelQuant, Range};
 use kdsr_converter::{Precision, onnx};
 use kdsr_core::idr::Idr;
@@ -34,26 +34,33 @@ fn graphs() -> Vec<(&'static str, ModelProto)> {
         images: 1,
         source: "small_io sample 0".into(),
     };
-    let p = Precision::F32;
     vec![
-        ("dynamic", onnx::dynamic(&net, p).unwrap()),
-        ("ide", onnx::ide_graph(&net, p).unwrap()),
-        ("sr", onnx::sr_graph(&net, p).unwrap()),
+        ("dynamic", onnx::dynamic(&net).unwrap()),
+        ("ide", onnx::ide_graph(&net).unwrap()),
+        ("sr", onnx::sr_graph(&net).unwrap()),
         (
             "folded",
-            onnx::folded(&net, &idr, "idr:small_io-sample0.idr", p).unwrap(),
+            onnx::folded(&net, &idr, "idr:small_io-sample0.idr").unwrap(),
         ),
-        ("batched", onnx::batched(&net, 2, p).unwrap()),
+        ("batched", onnx::batched(&net, 2).unwrap()),
         (
             "dynamic-int8",
-            int8_fixed_ranges(&onnx::dynamic(&net, p).unwrap()),
+            int8_fixed_ranges(&onnx::dynamic(&net).unwrap()),
         ),
         (
             "dynamic-int8-weights",
-            onnx::dynamic(&net, Precision::Int8Weights).unwrap(),
+            stored(&onnx::dynamic(&net).unwrap(), Precision::Int8Weights),
         ),
-        ("dynamic-f16", onnx::dynamic(&net, Precision::F16).unwrap()),
+        (
+            "dynamic-f16",
+            stored(&onnx::dynamic(&net).unwrap(), Precision::F16),
+        ),
     ]
+}
+
+/// `m` with its weights stored at `p` (f16 or int8-weights), no exclusions.
+fn stored(m: &ModelProto, p: Precision) -> ModelProto {
+    store_weights(m, p, &[], KernelQuant::default()).unwrap()
 }
 
 /// The int8 QDQ form of `m` with the range [0, 1] on graph inputs and [-1, 1] everywhere else.

@@ -134,10 +134,7 @@ fn write_quantized(
     let crops = calib_crops();
     let built = match (kind, idr) {
         (ExportKind::Folded, Some(idr)) => {
-            let float = Built::new(
-                GraphKind::Folded,
-                onnx::folded(net, idr, "test", Precision::F32).unwrap(),
-            );
+            let float = Built::new(GraphKind::Folded, onnx::folded(net, idr, "test").unwrap());
             vec![quantize_graph(net, float, precision, &opts.quantize, Some(&crops), 1).unwrap()]
         }
         _ => build_with(net, &opts, Some(&crops)).unwrap().0,
@@ -184,7 +181,6 @@ fn write_ort_check_cases() {
     let dir = out_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let (net, io) = (net(), io());
-    let p = Precision::F32;
     let lr0 = vec![planar(&io["lr"], 0)];
     let both = vec![planar(&io["lr"], 0), planar(&io["lr"], 1)];
     let idr = Idr {
@@ -199,7 +195,7 @@ fn write_ort_check_cases() {
         "tiny-dynamic",
         &net,
         GraphKind::Dynamic,
-        onnx::dynamic(&net, p).unwrap(),
+        onnx::dynamic(&net).unwrap(),
         &lr0,
         None,
     );
@@ -208,7 +204,7 @@ fn write_ort_check_cases() {
         "tiny-ide",
         &net,
         GraphKind::Ide,
-        onnx::ide_graph(&net, p).unwrap(),
+        onnx::ide_graph(&net).unwrap(),
         &lr0,
         None,
     );
@@ -217,7 +213,7 @@ fn write_ort_check_cases() {
         "tiny-sr",
         &net,
         GraphKind::Sr,
-        onnx::sr_graph(&net, p).unwrap(),
+        onnx::sr_graph(&net).unwrap(),
         &lr0,
         None,
     );
@@ -226,7 +222,7 @@ fn write_ort_check_cases() {
         "tiny-folded",
         &net,
         GraphKind::Folded,
-        onnx::folded(&net, &idr, "test", p).unwrap(),
+        onnx::folded(&net, &idr, "test").unwrap(),
         &lr0,
         Some(&idr),
     );
@@ -235,7 +231,7 @@ fn write_ort_check_cases() {
         "tiny-batched",
         &net,
         GraphKind::Batched,
-        onnx::batched(&net, 2, p).unwrap(),
+        onnx::batched(&net, 2).unwrap(),
         &both,
         None,
     );
@@ -249,7 +245,7 @@ fn write_ort_check_cases() {
         "edge-dynamic",
         &edge,
         GraphKind::Dynamic,
-        onnx::dynamic(&edge, p).unwrap(),
+        onnx::dynamic(&edge).unwrap(),
         &img,
         None,
     );
@@ -260,7 +256,7 @@ fn write_ort_check_cases() {
         "tiny-x3-dynamic",
         &x3,
         GraphKind::Dynamic,
-        onnx::dynamic(&x3, p).unwrap(),
+        onnx::dynamic(&x3).unwrap(),
         &img,
         None,
     );

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use common::{baby_crop, calib_crops, calib_options, net, random_weights};
 use kdsr_converter::export::{Built, ExportOptions, Limits, TestInput, build_with, export, verify};
 use kdsr_converter::graph::{INT8_MIN_PSNR, INT8_WEIGHTS_MIN_PSNR, keys};
-use kdsr_converter::inspect::{param_count, tensor_f32};
+use kdsr_converter::inspect::param_count;
+use kdsr_converter::onnx::proto::tensor_f32;
 use kdsr_converter::quantize::calibrate::{DEGRADE_SIGMAS, calibration_model, center_crop};
 use kdsr_converter::quantize::report::evaluate_real;
 use kdsr_converter::quantize::rewrite::{calibration_tensors, dequantized_weights, insert_qdq};
@@ -361,7 +362,7 @@ fn exclusions_and_kernel_modes_change_what_is_quantized() {
         init(&format!("{mlp}.weight.int8")).data_type,
         DataType::Int8 as i32
     );
-    let tensors = |k| calibration_tensors(&onnx::dynamic(&net, Precision::F32).unwrap(), &[], k);
+    let tensors = |k| calibration_tensors(&onnx::dynamic(&net).unwrap(), &[], k);
     let (fl, we, fu) = (
         tensors(KernelQuant::Float).unwrap(),
         tensors(KernelQuant::Weights).unwrap(),
@@ -378,7 +379,7 @@ fn exclusions_and_kernel_modes_change_what_is_quantized() {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-    let sr = onnx::sr_graph(&net, Precision::F32).unwrap();
+    let sr = onnx::sr_graph(&net).unwrap();
     check_exclusions(&[&sr], &rec).unwrap();
     let mut o = options(Precision::Int8, ExportKind::Dynamic);
     o.quantize.exclude = rec;
@@ -396,7 +397,7 @@ fn golden_ranges_give_a_deterministic_int8_graph() {
     // The golden int8 graph uses fixed ranges (calibration results depend on float summation
     // order); the same ranges give the same bytes.
     let net = net();
-    let m = onnx::dynamic(&net, Precision::F32).unwrap();
+    let m = onnx::dynamic(&net).unwrap();
     let t = calibration_tensors(&m, &[], KernelQuant::Weights).unwrap();
     let ranges: BTreeMap<String, Range> = t
         .iter()
@@ -470,8 +471,14 @@ fn errors_name_the_problem() {
     let o = options(Precision::F32, ExportKind::Dynamic);
     let (e, _d) = export_err(&net, &o);
     assert!(e.to_string().contains("--quantize"), "{e}");
-    // The graph builders cannot make int8 without calibration.
-    let e = onnx::dynamic(&net, Precision::Int8).unwrap_err();
+    // Storing weights cannot make int8: that needs calibration (insert_qdq).
+    let e = kdsr_converter::quantize::rewrite::store_weights(
+        &onnx::dynamic(&net).unwrap(),
+        Precision::Int8,
+        &[],
+        KernelQuant::Weights,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("calibration"), "{e}");
     // A PSNR floor that cannot be met fails verification (exit 4) and writes nothing.
     let mut o = options(Precision::Int8Weights, ExportKind::Dynamic);
@@ -480,7 +487,13 @@ fn errors_name_the_problem() {
     assert!(matches!(e, ConvertError::Psnr { .. }), "{e}");
     assert_eq!(e.exit_code(), 4);
     // An already quantized graph is not quantized again.
-    let q = onnx::dynamic(&net, Precision::F16).unwrap();
+    let q = kdsr_converter::quantize::rewrite::store_weights(
+        &onnx::dynamic(&net).unwrap(),
+        Precision::F16,
+        &[],
+        KernelQuant::Weights,
+    )
+    .unwrap();
     let e = kdsr_converter::quantize::rewrite::store_weights(
         &q,
         Precision::Int8Weights,
@@ -492,11 +505,18 @@ fn errors_name_the_problem() {
 }
 
 #[test]
-fn builder_precisions_match_the_export_path() {
-    // onnx::dynamic(net, f16 | int8-weights) stores the weights as the export does.
+fn stored_weights_match_the_export_path() {
+    // store_weights(f16 | int8-weights) of the float32 graph stores the weights as the export
+    // does.
     let net = net();
     for p in [Precision::F16, Precision::Int8Weights] {
-        let direct = onnx::dynamic(&net, p).unwrap();
+        let direct = kdsr_converter::quantize::rewrite::store_weights(
+            &onnx::dynamic(&net).unwrap(),
+            p,
+            &[],
+            KernelQuant::default(),
+        )
+        .unwrap();
         let mut o = options(p, ExportKind::Dynamic);
         o.quantize.calib = None;
         let b = &build_with(&net, &o, None).unwrap().0[0];

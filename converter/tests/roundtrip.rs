@@ -12,7 +12,7 @@ use kdsr_converter::export::{self, ExportOptions, TestInput, test_image};
 use kdsr_converter::graph::keys;
 use kdsr_converter::onnx;
 use kdsr_converter::verify::{Plan, Value};
-use kdsr_converter::{ExportKind, Network, Precision, reference};
+use kdsr_converter::{ExportKind, Network, reference};
 use kdsr_core::idr::Idr;
 use kdsr_core::spec::KdsrConfig;
 
@@ -27,7 +27,7 @@ fn run(bytes: &[u8], inputs: &[Value]) -> Vec<Value> {
 #[test]
 fn dynamic_graph_matches_official_per_sample() {
     let (net, io) = (net(), io());
-    let bytes = onnx::encode(&onnx::dynamic(&net, Precision::F32).unwrap());
+    let bytes = onnx::encode(&onnx::dynamic(&net).unwrap());
     for b in 0..2 {
         let out = run(&bytes, &[sample(&io["lr"], b)]);
         assert_eq!(out[0].shape, [1, 3, 96, 96]);
@@ -50,8 +50,8 @@ fn dynamic_graph_matches_official_per_sample() {
 #[test]
 fn split_graphs_match_official() {
     let (net, io) = (net(), io());
-    let ide = onnx::encode(&onnx::ide_graph(&net, Precision::F32).unwrap());
-    let sr = onnx::encode(&onnx::sr_graph(&net, Precision::F32).unwrap());
+    let ide = onnx::encode(&onnx::ide_graph(&net).unwrap());
+    let sr = onnx::encode(&onnx::sr_graph(&net).unwrap());
     for b in 0..2 {
         let lr = sample(&io["lr"], b);
         let d = run(&ide, std::slice::from_ref(&lr));
@@ -88,7 +88,7 @@ fn folded_graph_with_the_images_own_idr_matches_official() {
             images: 1,
             source: format!("small_io sample {b}"),
         };
-        let m = onnx::folded(&net, &idr, &idr.source, Precision::F32).unwrap();
+        let m = onnx::folded(&net, &idr, &idr.source).unwrap();
         assert_eq!(
             onnx::metadata(&m, keys::IDR_SOURCE),
             Some(idr.source.as_str())
@@ -114,7 +114,7 @@ fn folded_graph_with_the_images_own_idr_matches_official() {
 #[test]
 fn batched_graph_matches_official_batch_of_two() {
     let (net, io) = (net(), io());
-    let bytes = onnx::encode(&onnx::batched(&net, 2, Precision::F32).unwrap());
+    let bytes = onnx::encode(&onnx::batched(&net, 2).unwrap());
     let lr = Value::new(io["lr"].shape.clone(), io["lr"].data.clone()).unwrap();
     let out = run(&bytes, &[lr]);
     assert_eq!(out[0].shape, [2, 3, 96, 96]);
@@ -143,7 +143,7 @@ fn batched_graph_matches_official_batch_of_two() {
 #[test]
 fn one_dynamic_file_runs_at_two_sizes() {
     let net = net();
-    let m = onnx::dynamic(&net, Precision::F32).unwrap();
+    let m = onnx::dynamic(&net).unwrap();
     let g = m.graph.as_ref().unwrap();
     let dims = format!("{:?}", g.input[0]);
     assert!(dims.contains("DimParam(\"h\")") && dims.contains("DimParam(\"w\")"));
@@ -172,14 +172,11 @@ fn every_graph_carries_the_metadata() {
         source: "x".into(),
     };
     let graphs = [
-        ("dynamic", onnx::dynamic(&net, Precision::F32).unwrap()),
-        ("ide", onnx::ide_graph(&net, Precision::F32).unwrap()),
-        ("sr", onnx::sr_graph(&net, Precision::F32).unwrap()),
-        (
-            "folded",
-            onnx::folded(&net, &idr, "calib:cams", Precision::F32).unwrap(),
-        ),
-        ("batched", onnx::batched(&net, 3, Precision::F32).unwrap()),
+        ("dynamic", onnx::dynamic(&net).unwrap()),
+        ("ide", onnx::ide_graph(&net).unwrap()),
+        ("sr", onnx::sr_graph(&net).unwrap()),
+        ("folded", onnx::folded(&net, &idr, "calib:cams").unwrap()),
+        ("batched", onnx::batched(&net, 3).unwrap()),
     ];
     for (kind, m) in &graphs {
         let get = |k| onnx::metadata(m, k).unwrap_or_else(|| panic!("{kind}: no {k}"));
@@ -206,20 +203,11 @@ fn graph_parameters_match_the_spec() {
     let net = net();
     let cfg = &net.config;
     let p = |m| kdsr_converter::inspect::param_count(&m);
-    assert_eq!(
-        p(onnx::dynamic(&net, Precision::F32).unwrap()),
-        cfg.param_count()
-    );
-    assert_eq!(
-        p(onnx::batched(&net, 2, Precision::F32).unwrap()),
-        cfg.param_count()
-    );
+    assert_eq!(p(onnx::dynamic(&net).unwrap()), cfg.param_count());
+    assert_eq!(p(onnx::batched(&net, 2).unwrap()), cfg.param_count());
     let sr = cfg.param_count_where(|m| m.in_sr_network());
-    assert_eq!(
-        p(onnx::ide_graph(&net, Precision::F32).unwrap()),
-        cfg.param_count() - sr
-    );
-    assert_eq!(p(onnx::sr_graph(&net, Precision::F32).unwrap()), sr);
+    assert_eq!(p(onnx::ide_graph(&net).unwrap()), cfg.param_count() - sr);
+    assert_eq!(p(onnx::sr_graph(&net).unwrap()), sr);
 }
 
 #[test]
@@ -307,7 +295,7 @@ fn scale_3_and_2_networks_export_and_verify() {
         let cfg = KdsrConfig::student_tiny().with_scale(scale).unwrap();
         let w = random_weights(&cfg, u64::from(scale));
         let net = Network::new(cfg, w).unwrap();
-        let m = onnx::dynamic(&net, Precision::F32).unwrap();
+        let m = onnx::dynamic(&net).unwrap();
         let d2s: Vec<i64> = m
             .graph
             .as_ref()

@@ -7,7 +7,7 @@ use kdsr_core::spec::checkpoint::write_atomic;
 
 use super::parse_size;
 use crate::error::{ConvertError, Result};
-use crate::export::{ExportOptions, TestInput, export};
+use crate::export::{ExportOptions, TestInput, export_valid};
 use crate::graph::{ExportKind, Precision};
 use crate::idr_source::IdrSource;
 use crate::network::Network;
@@ -151,8 +151,7 @@ impl ExportArgs {
 
 /// Runs the export; returns the report (text, or JSON with `--json`).
 pub fn run(a: &ExportArgs) -> Result<String> {
-    let opts = a.options();
-    opts.validate()?;
+    let opts = a.options().validate()?;
     let config = a.config.as_deref().map(KdsrConfig::resolve).transpose()?;
     let net = Network::load(config, &a.weights)?;
     let out_dir = match a.out.parent() {
@@ -165,7 +164,7 @@ pub fn run(a: &ExportArgs) -> Result<String> {
             f.display()
         );
     }
-    let report = export(&net, &opts, &a.out)?;
+    let report = export_valid(&net, &opts, &a.out)?;
     let json = serde_json::to_string_pretty(&report)
         .map_err(|e| ConvertError::Graph(format!("serialising the report: {e}")))?;
     if let Some(p) = &a.report {

@@ -5,8 +5,9 @@
 use kdsr_core::spec::LRELU_SLOPE;
 use kdsr_core::spec::checkpoint::Weights;
 
-use super::builder::{Attr, GraphBuilder, tensor};
+use super::builder::{Attr, GraphBuilder};
 use crate::error::{ConvertError, Result};
+use crate::network::tensor;
 
 /// `Conv` attributes for a square kernel of size `k` with "same" zero padding, stride 1.
 fn conv_attrs(k: usize, group: usize) -> Vec<(&'static str, Attr)> {

@@ -1,8 +1,10 @@
 //! ONNX graph construction (opset 17), one file per layer kind:
+//! [`proto`] (reading and writing the protobuf types: files, tensors, nodes, metadata),
 //! [`builder`] (the graph writer and its naming), [`layers`] (conv, LeakyReLU, linear, add,
 //! reshape), [`ide`] (KD-IDE), [`dcrb`] (IDR-DCRB with dynamic, batched or folded kernels),
 //! [`upsampler`] (conv + DepthToSpace), [`sr`] (the SR network `G`). This module assembles them
-//! into the five graph kinds of [`GraphKind`].
+//! into the five graph kinds of [`GraphKind`], always float32 (reduced precisions are rewrites of
+//! these graphs in [`crate::quantize`]), and wraps a built graph with its encoding ([`Built`]).
 //!
 //! # Contract
 //! | kind | inputs | outputs |
@@ -20,13 +22,11 @@ pub mod builder;
 pub mod dcrb;
 pub mod ide;
 pub mod layers;
+pub mod proto;
 pub mod sr;
 pub mod upsampler;
 
-use std::path::Path;
-
 use kdsr_core::idr::Idr;
-use prost::Message;
 use tract_onnx::pb::ModelProto;
 
 use crate::error::{ConvertError, Result};
@@ -37,6 +37,32 @@ use builder::{Dim, GraphBuilder};
 use dcrb::Kernels;
 
 pub use kdsr_core::spec::onnx::names::{D, D_PRIME, LR};
+pub use proto::{decode, encode, metadata, read};
+
+/// A built graph with its encoding.
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// Its kind.
+    pub kind: GraphKind,
+    /// The model.
+    pub model: ModelProto,
+    /// Its encoding.
+    pub bytes: Vec<u8>,
+    /// For a reduced precision, the encoding of the float32 graph it was made from.
+    pub float: Option<Vec<u8>>,
+}
+
+impl Built {
+    /// Wraps a model (no float32 original).
+    pub fn new(kind: GraphKind, model: ModelProto) -> Self {
+        Self {
+            kind,
+            bytes: encode(&model),
+            model,
+            float: None,
+        }
+    }
+}
 
 fn lr_dims(batch: usize) -> Vec<Dim> {
     vec![
@@ -57,12 +83,12 @@ fn sr_dims(net: &Network, batch: usize) -> Vec<Dim> {
     ]
 }
 
-fn meta(net: &Network, kind: GraphKind, precision: Precision) -> GraphMeta {
-    GraphMeta::new(kind, &net.config, precision, &net.weights_hash)
+fn meta(net: &Network, kind: GraphKind) -> GraphMeta {
+    GraphMeta::new(kind, &net.config, Precision::F32, &net.weights_hash)
 }
 
 /// IDE + SR network at batch `batch` (`None`: the batch-1 dynamic graph).
-fn ide_and_sr(net: &Network, batch: Option<usize>, precision: Precision) -> Result<ModelProto> {
+fn ide_and_sr(net: &Network, batch: Option<usize>) -> Result<ModelProto> {
     let (cfg, w) = (&net.config, &net.weights);
     let bn = batch.unwrap_or(1);
     let kind = if batch.is_some() {
@@ -70,59 +96,59 @@ fn ide_and_sr(net: &Network, batch: Option<usize>, precision: Precision) -> Resu
     } else {
         GraphKind::Dynamic
     };
-    let mut b = GraphBuilder::new(&format!("kdsr-{}-{kind}", cfg.preset), precision);
+    let mut b = GraphBuilder::new(&format!("kdsr-{}-{kind}", cfg.preset));
     let lr = b.input(LR, &lr_dims(bn))?;
     let ide = ide::ide(&mut b, cfg, w, &lr)?;
     let kernels = Kernels::Dynamic { d: &ide.d, batch };
     sr::sr_network(&mut b, cfg, w, &lr, &kernels)?;
     b.output(sr::SR, &sr_dims(net, bn))?;
     b.output(&ide.d, &[Dim::Fixed(bn), Dim::Fixed(cfg.n_feats)])?;
-    let mut m = meta(net, kind, precision);
+    let mut m = meta(net, kind);
     m.batch = batch;
     b.finish(&m.to_props())
 }
 
 /// The dynamic graph: `lr` → `sr`, `D`, kernels computed in the graph.
-pub fn dynamic(net: &Network, precision: Precision) -> Result<ModelProto> {
-    ide_and_sr(net, None, precision)
+pub fn dynamic(net: &Network) -> Result<ModelProto> {
+    ide_and_sr(net, None)
 }
 
 /// The fixed-batch dynamic graph: `lr` `[B,3,h,w]` → `sr`, `D` `[B,C]`, per-sample kernels.
-pub fn batched(net: &Network, batch: usize, precision: Precision) -> Result<ModelProto> {
+pub fn batched(net: &Network, batch: usize) -> Result<ModelProto> {
     if batch == 0 {
         return Err(ConvertError::Options(
             "--batch must be at least 1".to_owned(),
         ));
     }
-    ide_and_sr(net, Some(batch), precision)
+    ide_and_sr(net, Some(batch))
 }
 
 /// The IDE graph of a split export: `lr` → `D`, `D_prime`.
-pub fn ide_graph(net: &Network, precision: Precision) -> Result<ModelProto> {
+pub fn ide_graph(net: &Network) -> Result<ModelProto> {
     let cfg = &net.config;
-    let mut b = GraphBuilder::new(&format!("kdsr-{}-ide", cfg.preset), precision);
+    let mut b = GraphBuilder::new(&format!("kdsr-{}-ide", cfg.preset));
     let lr = b.input(LR, &lr_dims(1))?;
     let v = ide::ide(&mut b, cfg, &net.weights, &lr)?;
     b.output(&v.d, &[Dim::Fixed(1), Dim::Fixed(cfg.n_feats)])?;
     b.output(&v.d_prime, &[Dim::Fixed(1), Dim::Fixed(4 * cfg.n_feats)])?;
-    b.finish(&meta(net, GraphKind::Ide, precision).to_props())
+    b.finish(&meta(net, GraphKind::Ide).to_props())
 }
 
 /// The SR graph of a split export: `lr`, `D` `[1,C]` → `sr`.
-pub fn sr_graph(net: &Network, precision: Precision) -> Result<ModelProto> {
+pub fn sr_graph(net: &Network) -> Result<ModelProto> {
     let cfg = &net.config;
-    let mut b = GraphBuilder::new(&format!("kdsr-{}-sr", cfg.preset), precision);
+    let mut b = GraphBuilder::new(&format!("kdsr-{}-sr", cfg.preset));
     let lr = b.input(LR, &lr_dims(1))?;
     let d = b.input(D, &[Dim::Fixed(1), Dim::Fixed(cfg.n_feats)])?;
     let kernels = Kernels::Dynamic { d: &d, batch: None };
     sr::sr_network(&mut b, cfg, &net.weights, &lr, &kernels)?;
     b.output(sr::SR, &sr_dims(net, 1))?;
-    b.finish(&meta(net, GraphKind::Sr, precision).to_props())
+    b.finish(&meta(net, GraphKind::Sr).to_props())
 }
 
 /// The folded graph: `lr` → `sr` with the kernels of `idr.d` as constants (no IDE).
 /// `source` is recorded as `kdsr.idr_source`, `idr.images` as `kdsr.idr_images`.
-pub fn folded(net: &Network, idr: &Idr, source: &str, precision: Precision) -> Result<ModelProto> {
+pub fn folded(net: &Network, idr: &Idr, source: &str) -> Result<ModelProto> {
     let cfg = &net.config;
     if idr.d.len() != cfg.n_feats {
         return Err(ConvertError::IdrLength {
@@ -132,43 +158,12 @@ pub fn folded(net: &Network, idr: &Idr, source: &str, precision: Precision) -> R
         });
     }
     let k = fold::kernels(cfg, &net.weights, &idr.d)?;
-    let mut b = GraphBuilder::new(&format!("kdsr-{}-folded", cfg.preset), precision);
+    let mut b = GraphBuilder::new(&format!("kdsr-{}-folded", cfg.preset));
     let lr = b.input(LR, &lr_dims(1))?;
     sr::sr_network(&mut b, cfg, &net.weights, &lr, &Kernels::Folded(&k))?;
     b.output(sr::SR, &sr_dims(net, 1))?;
-    let mut m = meta(net, GraphKind::Folded, precision);
+    let mut m = meta(net, GraphKind::Folded);
     m.idr_source = Some(source.to_owned());
     m.idr_images = Some(idr.images);
     b.finish(&m.to_props())
-}
-
-/// Serialises a model (protobuf wire format).
-pub fn encode(model: &ModelProto) -> Vec<u8> {
-    model.encode_to_vec()
-}
-
-/// Parses protobuf bytes; `path` names the source in errors.
-pub fn decode(bytes: &[u8], path: &Path) -> Result<ModelProto> {
-    ModelProto::decode(bytes).map_err(|e| ConvertError::Onnx {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })
-}
-
-/// Reads and parses an ONNX file.
-pub fn read(path: &Path) -> Result<ModelProto> {
-    let bytes = std::fs::read(path).map_err(|source| ConvertError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    decode(&bytes, path)
-}
-
-/// The value of metadata key `key`, if present.
-pub fn metadata<'m>(model: &'m ModelProto, key: &str) -> Option<&'m str> {
-    model
-        .metadata_props
-        .iter()
-        .find(|p| p.key == key)
-        .map(|p| p.value.as_str())
 }

@@ -17,11 +17,11 @@ use std::path::PathBuf;
 use kdsr_core::Planar;
 use rayon::prelude::*;
 use tract_onnx::pb;
-use tract_onnx::pb::tensor_proto::DataType;
 
 use crate::error::{ConvertError, Result};
 pub use crate::idr_source::IMAGE_EXTENSIONS;
 use crate::idr_source::{calibration_images, load_rgb};
+use crate::onnx::proto::{encode, f32_value_info};
 use crate::verify::{Plan, Value};
 use kdsr_core::pipeline::degrade::{ClassicDegradation, Downsample};
 use kdsr_core::pipeline::kernels::{KERNEL_SIZE, isotropic_gaussian};
@@ -177,20 +177,7 @@ pub fn calibration_model(model: &pb::ModelProto, tensors: &[String]) -> Result<p
         .graph
         .as_mut()
         .ok_or_else(|| ConvertError::Graph("the model has no graph".into()))?;
-    g.output = tensors
-        .iter()
-        .map(|t| pb::ValueInfoProto {
-            name: t.clone(),
-            r#type: Some(pb::TypeProto {
-                denotation: String::new(),
-                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                    elem_type: DataType::Float as i32,
-                    shape: None,
-                })),
-            }),
-            ..Default::default()
-        })
-        .collect();
+    g.output = tensors.iter().map(|t| f32_value_info(t, None)).collect();
     Ok(m)
 }
 
@@ -276,7 +263,7 @@ pub fn calibrate(
         .filter(|t| !input_pos.contains_key(t.as_str()))
         .cloned()
         .collect();
-    let bytes = crate::onnx::encode(&calibration_model(model, &outputs)?);
+    let bytes = encode(&calibration_model(model, &outputs)?);
     let mut plans: HashMap<Vec<Vec<usize>>, Plan> = HashMap::new();
     for f in feeds {
         let shapes: Vec<Vec<usize>> = f.iter().map(|v| v.shape.clone()).collect();

@@ -12,6 +12,9 @@
 //! - [`report`]: what an export reports about a quantized graph;
 //! - [`quantize_graph`]: one float32 graph → its quantized form (what `export::build` calls).
 //!
+//! The graph builders of [`crate::onnx`] write float32 only; every reduced precision is made
+//! here.
+//!
 //! Everything runs on the float32 `ModelProto` the builders write, so every graph kind is
 //! quantized the same way and the float32 graph stays the reference.
 
@@ -28,9 +31,11 @@ use tract_onnx::pb::ModelProto;
 pub use calibrate::{CalibMethod, CalibOptions, Range};
 
 use crate::error::{ConvertError, Result};
-use crate::export::{Built, feeds};
 use crate::graph::{Precision, keys};
+use crate::idr_source::feeds;
 use crate::network::Network;
+use crate::onnx::Built;
+use crate::onnx::proto::props;
 
 /// What static int8 does with the kernel path of the dynamic depthwise convs: the kernel MLPs
 /// (`Gemm` → LeakyRelu → `Gemm` → `Reshape`, from `D`) and the depthwise conv that applies the
@@ -136,12 +141,7 @@ pub fn quantize_graph(
         }
         p => {
             let mut m = rewrite::store_weights(&float.model, p, &q.exclude, q.kernels)?;
-            m.metadata_props.extend(meta.iter().map(|(k, v)| {
-                tract_onnx::pb::StringStringEntryProto {
-                    key: k.clone(),
-                    value: v.clone(),
-                }
-            }));
+            m.metadata_props.extend(props(&meta));
             m
         }
     };

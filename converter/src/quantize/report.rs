@@ -1,6 +1,7 @@
 //! The report of a reduced-precision export: its size, its PSNR against the float32 graph on
 //! the test input and on real images, its calibration, and its speed beside the float32 graph's
-//! — with the plain statement that tract 0.23.9 runs int8 no faster than f32.
+//! — with the plain statement that tract 0.23.9 runs int8 no faster than f32. The export fills
+//! it in (`crate::export::report::quant_report`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,10 +11,10 @@ use serde::Serialize;
 
 use super::KernelQuant;
 use crate::error::{ConvertError, Result};
-use crate::export::{Built, ExportOptions, feeds};
-use crate::graph::{Precision, output_floor};
+use crate::graph::output_floor;
+use crate::idr_source::feeds;
 use crate::network::Network;
-use crate::onnx;
+use crate::onnx::Built;
 use crate::verify::{Plan, psnr, psnr_peak};
 
 /// At most this many calibration crops are used to report a reduced-precision graph's PSNR on
@@ -96,7 +97,10 @@ impl QuantReport {
             "  {:.3}x the float32 file ({} bytes)",
             self.size_ratio, self.float_file_bytes
         );
-        let vectors = self.psnr_db.keys().any(|k| k != onnx::sr::SR);
+        let vectors = self
+            .psnr_db
+            .keys()
+            .any(|k| k != kdsr_core::spec::onnx::names::SR);
         let floor = self.min_psnr_db.map_or_else(String::new, |f| {
             if vectors {
                 let v = f - crate::graph::VECTOR_PSNR_MARGIN;
@@ -198,66 +202,4 @@ pub fn evaluate_real(
     }
     let n = fs.len().max(1) as f64;
     Ok((sum.into_iter().map(|(k, v)| (k, v / n)).collect(), low))
-}
-
-/// The [`QuantReport`] of `built` (a reduced-precision graph with its float32 original): size
-/// ratio, `psnr_db` (its verification on the test input), PSNR on the first [`EVAL_IMAGES`] of
-/// `crops` (checked against the floor), calibration, exclusions and `float_latency_ms`.
-pub fn quant_report(
-    net: &Network,
-    built: &Built,
-    opts: &ExportOptions,
-    psnr_db: &BTreeMap<String, f64>,
-    crops: Option<&[Planar]>,
-    float_latency_ms: Option<f64>,
-) -> Result<QuantReport> {
-    let float = built
-        .float
-        .as_ref()
-        .ok_or_else(|| ConvertError::Graph("no float32 graph to compare with".into()))?;
-    let n = match built.kind {
-        crate::GraphKind::Batched => opts.batch.unwrap_or(1),
-        _ => 1,
-    };
-    let min_psnr = opts.limits().min_psnr;
-    let q = &opts.quantize;
-    let real = match (crops, &q.calib) {
-        (Some(c), Some(co)) => {
-            let take = &c[..c.len().min(EVAL_IMAGES)];
-            let (mean, low) = evaluate_real(net, built, take, n, min_psnr)?;
-            Some(RealImagesReport {
-                source: format!(
-                    "the first {} calibration crop(s) of {}",
-                    take.len(),
-                    co.dir.display()
-                ),
-                images: take.len(),
-                mean_psnr_db: mean,
-                min_psnr_db: low,
-            })
-        }
-        _ => None,
-    };
-    let calibration = match (&q.calib, crops) {
-        (Some(c), Some(x)) if opts.precision == Precision::Int8 => Some(CalibReport {
-            dir: c.dir.clone(),
-            method: c.describe_method(),
-            images: x.len(),
-            crop: [c.crop.0, c.crop.1],
-        }),
-        _ => None,
-    };
-    Ok(QuantReport {
-        float_file_bytes: float.len(),
-        size_ratio: built.bytes.len() as f64 / float.len().max(1) as f64,
-        psnr_db: psnr_db.clone(),
-        real_images: real,
-        min_psnr_db: min_psnr,
-        float_latency_ms,
-        calibration,
-        exclude: q.exclude.clone(),
-        kernels: matches!(opts.precision, Precision::Int8 | Precision::Int8Weights)
-            .then_some(q.kernels),
-        note: TRACT_INT8_NOTE.to_owned(),
-    })
 }

@@ -23,7 +23,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tract_onnx::pb;
-use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_proto::DataType;
 
 use super::KernelQuant;
@@ -31,7 +30,9 @@ use super::calibrate::Range;
 use super::params::{PerChannel, int32_bias, per_channel_int8, to_f16, uint8_activation};
 use crate::error::{ConvertError, Result};
 use crate::graph::{Precision, keys};
-use crate::inspect::{numel, tensor_f32};
+use crate::onnx::proto::{
+    Attr, attr_int, f32_tensor, node, numel, props, tensor, tensor_f32, tensor_i8,
+};
 
 /// Op types whose nodes take dequantized inputs in a QDQ graph: the compute ops (Conv, Gemm) and
 /// the ops between them that int8 runtimes run on int8 data (onnxruntime: QLinearAdd,
@@ -168,52 +169,6 @@ fn unsupported(msg: String) -> ConvertError {
     ConvertError::Graph(format!("cannot quantize this graph: {msg}"))
 }
 
-fn attr_int(n: &pb::NodeProto, name: &str) -> Option<i64> {
-    n.attribute
-        .iter()
-        .find(|a| a.name == name && a.r#type == AttributeType::Int as i32)
-        .map(|a| a.i)
-}
-
-fn attr(name: &str, i: i64) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.to_owned(),
-        r#type: AttributeType::Int as i32,
-        i,
-        ..Default::default()
-    }
-}
-
-fn node(op: &str, name: &str, inputs: &[&str], attrs: Vec<pb::AttributeProto>) -> pb::NodeProto {
-    pb::NodeProto {
-        input: inputs.iter().map(|s| (*s).to_owned()).collect(),
-        output: vec![name.to_owned()],
-        name: name.to_owned(),
-        op_type: op.to_owned(),
-        attribute: attrs,
-        ..Default::default()
-    }
-}
-
-fn tensor(name: &str, dims: &[i64], dt: DataType, raw: Vec<u8>) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.to_owned(),
-        dims: dims.to_vec(),
-        data_type: dt as i32,
-        raw_data: raw,
-        ..Default::default()
-    }
-}
-
-fn f32_tensor(name: &str, dims: &[i64], v: &[f32]) -> pb::TensorProto {
-    tensor(
-        name,
-        dims,
-        DataType::Float,
-        v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-    )
-}
-
 /// New values get names that nothing in the graph uses yet.
 struct Names(BTreeSet<String>);
 
@@ -269,7 +224,7 @@ impl Out {
             "DequantizeLinear",
             &t.name,
             &[&q, &s, &z],
-            vec![attr("axis", 0)],
+            &[("axis", Attr::Int(0))],
         ));
         self.removed.insert(t.name.clone());
         Ok(p.scale)
@@ -313,7 +268,7 @@ impl Out {
             "DequantizeLinear",
             &t.name,
             &[&qn, &s, &z],
-            vec![attr("axis", 0)],
+            &[("axis", Attr::Int(0))],
         ));
         self.removed.insert(t.name.clone());
         Ok(())
@@ -340,7 +295,7 @@ impl Out {
             "Cast",
             &t.name,
             &[&n],
-            vec![attr("to", DataType::Float as i64)],
+            &[("to", Attr::Int(DataType::Float as i64))],
         ));
         self.removed.insert(t.name.clone());
         Ok(())
@@ -390,11 +345,7 @@ fn with_precision(
             e.value = p.as_str().to_owned();
         }
     }
-    m.metadata_props
-        .extend(extra.iter().map(|(k, v)| pb::StringStringEntryProto {
-            key: k.clone(),
-            value: v.clone(),
-        }));
+    m.metadata_props.extend(props(extra));
     m
 }
 
@@ -473,9 +424,11 @@ pub fn store_weights(
             }
         }
         Precision::F32 | Precision::Int8 => {
-            return Err(unsupported(format!(
-                "store_weights does not make {precision} graphs"
-            )));
+            return Err(ConvertError::Options(
+                "int8 graphs need calibration images: build the float32 graph and quantize it \
+                 with export::build (converter export --quantize int8 --calib-data DIR)"
+                    .to_owned(),
+            ));
         }
     }
     Ok(with_precision(
@@ -586,8 +539,8 @@ pub fn insert_qdq(
         out.inits.push(f32_tensor(&s, &[], &[scale]));
         out.inits.push(tensor(&z, &[], DataType::Uint8, vec![zp]));
         Ok(vec![
-            node("QuantizeLinear", &q, &[t, &s, &z], vec![]),
-            node("DequantizeLinear", &dq, &[&q, &s, &z], vec![]),
+            node("QuantizeLinear", &q, &[t, &s, &z], &[]),
+            node("DequantizeLinear", &dq, &[&q, &s, &z], &[]),
         ])
     };
 
@@ -640,14 +593,14 @@ pub fn dequantized_weights(model: &pb::ModelProto) -> Result<BTreeMap<String, Ve
             continue;
         };
         let Ok(xt) = get(x) else { continue };
-        if xt.data_type != DataType::Int8 as i32 {
+        let Some(values) = tensor_i8(xt) else {
             continue;
-        }
+        };
         let scale = tensor_f32(get(s)?)?;
-        let zp: Vec<f32> = get(z)?
-            .raw_data
-            .iter()
-            .map(|b| f32::from(*b as i8))
+        let zp: Vec<f32> = tensor_i8(get(z)?)
+            .unwrap_or_default()
+            .into_iter()
+            .map(f32::from)
             .collect();
         if zp.len() != scale.len() || scale.is_empty() || numel(xt) % scale.len() != 0 {
             return Err(ConvertError::Graph(format!(
@@ -659,11 +612,10 @@ pub fn dequantized_weights(model: &pb::ModelProto) -> Result<BTreeMap<String, Ve
             )));
         }
         let per = numel(xt) / scale.len();
-        let v = xt
-            .raw_data
-            .iter()
+        let v = values
+            .into_iter()
             .enumerate()
-            .map(|(i, b)| (f32::from(*b as i8) - zp[i / per]) * scale[i / per])
+            .map(|(i, q)| (f32::from(q) - zp[i / per]) * scale[i / per])
             .collect();
         out.insert(n.output[0].clone(), v);
     }
