@@ -14,10 +14,8 @@ use crate::network::Network;
 use crate::onnx;
 use crate::verify::{Plan, Value, value};
 
-/// File extensions a calibration folder is searched for (case-insensitive).
-pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "webp", "tif", "tiff", "ppm", "pgm", "pnm", "pam",
-];
+/// File extensions a calibration folder is searched for (case-insensitive): kdsr-core's one list.
+pub use kdsr_core::io::IMAGE_EXTENSIONS;
 
 /// An IDR source, as the `--idr`, `--image` and `--calib` flags give it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,26 +59,10 @@ pub fn load_rgb(path: &Path) -> Result<Planar> {
 /// The images of a calibration folder (not recursive), sorted by name; errors on a folder with
 /// none.
 pub fn calibration_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    let rd = std::fs::read_dir(dir).map_err(|source| ConvertError::Io {
-        path: dir.to_owned(),
-        source,
+    let out = kdsr_core::io::list_images(dir).map_err(|e| match e {
+        kdsr_core::Error::Io { path, source } => ConvertError::Io { path, source },
+        e => ConvertError::Core(e),
     })?;
-    let mut out = Vec::new();
-    for e in rd {
-        let e = e.map_err(|source| ConvertError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let p = e.path();
-        let is_img = p
-            .extension()
-            .and_then(|x| x.to_str())
-            .is_some_and(|x| IMAGE_EXTENSIONS.contains(&x.to_ascii_lowercase().as_str()));
-        if is_img && p.is_file() {
-            out.push(p);
-        }
-    }
-    out.sort();
     if out.is_empty() {
         return Err(ConvertError::EmptyCalibration {
             dir: dir.to_owned(),

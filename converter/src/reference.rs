@@ -61,7 +61,7 @@ pub fn conv2d(
         )));
     }
     if h + 2 * pad < kh || w + 2 * pad < kw {
-        return Err(bad(format!("image {h}x{w} smaller than the kernel")));
+        return Err(bad(format!("image {w}x{h} smaller than the kernel")));
     }
     let (oh, ow) = (h + 2 * pad - kh + 1, w + 2 * pad - kw + 1);
     let cout_g = cout / groups;

@@ -64,7 +64,7 @@ fn export_writes_model_and_json_report() {
     assert_eq!(g["graph"], "dynamic");
     assert_eq!(g["params"], 83_019);
     let macs = KdsrConfig::student_tiny().macs(180, 320, Counting::All);
-    assert_eq!(g["macs_180x320"].as_u64(), Some(macs));
+    assert_eq!(g["macs_320x180"].as_u64(), Some(macs));
     assert_eq!(
         g["file_bytes"].as_u64().unwrap(),
         std::fs::metadata(&out).unwrap().len()

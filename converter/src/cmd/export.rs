@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use kdsr_core::spec::KdsrConfig;
 use kdsr_core::spec::checkpoint::write_atomic;
 
-use super::parse_size;
 use crate::error::{ConvertError, Result};
 use crate::export::{ExportOptions, TestInput, export_valid};
 use crate::graph::{ExportKind, Precision};
@@ -13,6 +12,7 @@ use crate::idr_source::IdrSource;
 use crate::network::Network;
 use crate::quantize::calibrate::DEFAULT_PERCENTILE;
 use crate::quantize::{CalibMethod, CalibOptions, KernelQuant, QuantizeOptions};
+use kdsr_core::io::ImageSize;
 
 /// Arguments of `converter export`.
 #[derive(Debug, clap::Args)]
@@ -60,9 +60,9 @@ pub struct ExportArgs {
     /// Percentile of --calib-method percentile (the central P % of the values are kept).
     #[arg(long, default_value_t = DEFAULT_PERCENTILE)]
     pub calib_percentile: f64,
-    /// Largest center crop of each calibration image, HxW.
-    #[arg(long, default_value = "64x64", value_parser = parse_size)]
-    pub calib_size: (usize, usize),
+    /// Largest center crop of each calibration image, WxH.
+    #[arg(long, value_name = "WxH", default_value = "64x64")]
+    pub calib_size: ImageSize,
     /// Use only the first N calibration images (by name).
     #[arg(long, value_name = "N")]
     pub calib_images: Option<usize>,
@@ -78,9 +78,9 @@ pub struct ExportArgs {
     /// float, weights (MLP weights int8), full (also QDQ on D and the kernels).
     #[arg(long, value_enum, default_value_t = KernelQuant::Weights)]
     pub quantize_kernels: KernelQuant,
-    /// LR size of the verification input, HxW.
-    #[arg(long, default_value = "32x32", value_parser = parse_size)]
-    pub test_size: (usize, usize),
+    /// LR size of the verification input, WxH.
+    #[arg(long, value_name = "WxH", default_value = "32x32")]
+    pub test_size: ImageSize,
     /// Verify on the top-left crop of this image instead of the synthetic test image.
     #[arg(long)]
     pub test_image: Option<PathBuf>,
@@ -92,9 +92,9 @@ pub struct ExportArgs {
     /// for int8-weights).
     #[arg(long, value_name = "DB")]
     pub min_psnr: Option<f64>,
-    /// LR size to time tract at, HxW.
-    #[arg(long, default_value = "64x64", value_parser = parse_size)]
-    pub bench_size: (usize, usize),
+    /// LR size to time tract at, WxH.
+    #[arg(long, value_name = "WxH", default_value = "64x64")]
+    pub bench_size: ImageSize,
     /// Timed runs (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub bench_iters: usize,
@@ -118,7 +118,7 @@ impl ExportArgs {
             (_, _, Some(p)) => Some(IdrSource::Calib(p.clone())),
             _ => None,
         };
-        let (h, w) = self.test_size;
+        let (h, w) = self.test_size.hw();
         ExportOptions {
             kind: self.graph,
             batch: self.batch,
@@ -128,7 +128,7 @@ impl ExportArgs {
                     dir: d.clone(),
                     method: self.calib_method,
                     percentile: self.calib_percentile,
-                    crop: self.calib_size,
+                    crop: self.calib_size.hw(),
                     max_images: self.calib_images,
                     degrade: self.calib_degrade,
                 }),
@@ -143,7 +143,7 @@ impl ExportArgs {
             },
             tolerance: self.tolerance,
             min_psnr: self.min_psnr,
-            bench_size: (!self.no_bench).then_some(self.bench_size),
+            bench_size: (!self.no_bench).then_some(self.bench_size.hw()),
             bench_iters: self.bench_iters,
         }
     }

@@ -29,9 +29,9 @@ impl TestInput {
                     img.crop(0, 0, h, w).map_err(|_| ConvertError::Image {
                         path: p.clone(),
                         message: format!(
-                            "{}x{} is smaller than the test size {h}x{w} (choose --test-size)",
-                            img.height(),
-                            img.width()
+                            "{}x{} is smaller than the test size {w}x{h} (choose --test-size)",
+                            img.width(),
+                            img.height()
                         ),
                     })
                 }

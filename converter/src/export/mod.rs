@@ -117,7 +117,7 @@ pub fn export_valid(net: &Network, opts: &ValidOptions, out: &Path) -> Result<Re
             file: path.clone(),
             file_bytes: b.bytes.len(),
             params: inspect::param_count(&b.model),
-            macs_180x320: graph_macs(net, b.kind, n, MACS_SIZE.0, MACS_SIZE.1),
+            macs_320x180: graph_macs(net, b.kind, n, MACS_SIZE.0, MACS_SIZE.1),
             test_input: format!("{} x{n}", opts.test_input.describe()),
             test_shapes: v
                 .inputs

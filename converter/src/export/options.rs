@@ -30,11 +30,11 @@ impl TestInput {
         }
     }
 
-    /// How the report names the input (`synthetic HxW`, `HxW crop of PATH`).
+    /// How the report names the input (`synthetic WxH`, `WxH crop of PATH`).
     pub fn describe(&self) -> String {
         match self {
-            TestInput::Synthetic(h, w) => format!("synthetic {h}x{w}"),
-            TestInput::Crop(p, h, w) => format!("{h}x{w} crop of {}", p.display()),
+            TestInput::Synthetic(h, w) => format!("synthetic {w}x{h}"),
+            TestInput::Crop(p, h, w) => format!("{w}x{h} crop of {}", p.display()),
         }
     }
 }

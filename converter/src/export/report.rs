@@ -36,7 +36,7 @@ pub struct GraphReport {
     /// Float parameters stored in the graph.
     pub params: usize,
     /// Multiply-accumulates for one LR 180×320 input (all ops; batched: the whole batch).
-    pub macs_180x320: u64,
+    pub macs_320x180: u64,
     /// The verification input.
     pub test_input: String,
     /// Input shapes of the verification run.
@@ -153,10 +153,10 @@ impl Report {
             let _ = writeln!(s, "{} graph → {}", g.graph, g.file.display());
             let _ = writeln!(
                 s,
-                "  {} bytes, {} parameters, {:.3} GMACs at LR 180x320",
+                "  {} bytes, {} parameters, {:.3} GMACs at LR 320x180",
                 g.file_bytes,
                 g.params,
-                g.macs_180x320 as f64 / 1e9
+                g.macs_320x180 as f64 / 1e9
             );
             let diffs: Vec<String> = g
                 .max_abs_diff
@@ -179,7 +179,7 @@ impl Report {
                 (Some([h, w]), Some(ms)) => {
                     let _ = writeln!(
                         s,
-                        "  tract: load+optimize {:.0} ms; latency {ms:.2} ms at LR {h}x{w} ({} thread)",
+                        "  tract: load+optimize {:.0} ms; latency {ms:.2} ms at LR {w}x{h} ({} thread)",
                         g.tract_load_ms, self.threads
                     );
                 }

@@ -89,8 +89,8 @@ fn quant_metadata(
                 format!(
                     "{}, {crops} crops (at most {}x{}) of {}",
                     c.describe_method(),
-                    c.crop.0,
                     c.crop.1,
+                    c.crop.0,
                     c.dir.display()
                 ),
             ));

@@ -130,8 +130,8 @@ impl QuantReport {
                 "  calibration: {} over {} crop(s) (at most {}x{}) of {}",
                 c.method,
                 c.images,
-                c.crop[0],
                 c.crop[1],
+                c.crop[0],
                 c.dir.display()
             );
         }
