@@ -204,13 +204,7 @@ fn write_f32(path: &Path, data: &[f32]) -> Result<()> {
 
 use kdsr_core::spec::onnx::{split_paths, suffixed};
 
-/// Largest |a − b| over two equally long slices.
-pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
+pub use kdsr_core::metrics::max_abs_diff;
 
 /// Loads `path` with [`options`]`(threads)` and checks that an `h × w` image runs untiled.
 pub fn load(path: &Path, threads: usize, (h, w): (usize, usize)) -> Result<Upscaler> {

@@ -96,20 +96,7 @@ impl Plan {
     }
 }
 
-/// Largest absolute difference between two equally long slices (∞ when the lengths differ or a
-/// value is NaN).
-pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
-    if a.len() != b.len() {
-        return f64::INFINITY;
-    }
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| {
-            let d = (f64::from(*x) - f64::from(*y)).abs();
-            if d.is_nan() { f64::INFINITY } else { d }
-        })
-        .fold(0.0, f64::max)
-}
+pub use kdsr_core::metrics::max_abs_diff;
 
 /// PSNR in dB of `got` against `want` with the given `peak`: `10·log10(peak² / MSE)`; `+∞` when
 /// they are equal, `0` when the lengths differ or a value is NaN.

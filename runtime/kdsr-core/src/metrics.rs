@@ -110,6 +110,21 @@ pub struct Metrics {
     pub variant: MetricVariant,
 }
 
+/// Largest absolute difference between two equally long slices (∞ when the lengths differ or a
+/// value is NaN).
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() {
+        return f64::INFINITY;
+    }
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let d = (f64::from(*x) - f64::from(*y)).abs();
+            if d.is_nan() { f64::INFINITY } else { d }
+        })
+        .fold(0.0, f64::max)
+}
+
 /// BasicSR `rgb2ycbcr(img, y_only=True)` for a float image: `(16 + 65.481·R + 128.553·G + 24.966·B) / 255`
 /// as float32 (dot product in float64), for an RGB (or gray, see the [module docs](self)) image in
 /// [0, 1]. The result has one channel and lies in [16/255, 235/255] for inputs in [0, 1].

@@ -1,6 +1,6 @@
 //! Test helpers shared by the workspace's test suites; every crate takes it as a
-//! dev-dependency only, and it depends on nothing but `std` (so `kdsr-core`'s own tests can use
-//! it without a second copy of `kdsr-core`).
+//! dev-dependency only. It depends on `kdsr-core` alone (whose integration tests use it too: they
+//! link the same `kdsr-core` library, so there is one copy of its types).
 //!
 //! - Paths: [`repo`], [`fixture`] (the fixture store `tests/fixtures/`, see its README),
 //!   [`vectors`] and [`pipeline`] (the official reference vectors).
@@ -34,16 +34,11 @@ pub fn pipeline(name: &str) -> PathBuf {
     fixture("reference/vectors-pipeline").join(name)
 }
 
-/// Max |a − b| in f64; the lengths must be equal, and a NaN on either side counts as infinite.
+/// Max |a − b| in f64 ([`kdsr_core::metrics::max_abs_diff`]), asserting equal lengths; a NaN on
+/// either side counts as infinite.
 pub fn max_abs(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| {
-            let d = (f64::from(*x) - f64::from(*y)).abs();
-            if d.is_nan() { f64::INFINITY } else { d }
-        })
-        .fold(0.0, f64::max)
+    kdsr_core::metrics::max_abs_diff(a, b)
 }
 
 /// Asserts `max |got − want| <= tol` ([`max_abs`]), printing the value.
