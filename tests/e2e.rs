@@ -24,8 +24,10 @@ use kdsr_core::pipeline::quantize;
 use kdsr_core::pipeline::resize::{BicubicVariant, imresize};
 use kdsr_runtime::{Options, Upscaler};
 use kdsr_test_support::{max_abs, repo};
-use kdsr_trainer::config::TrainConfig;
-use kdsr_trainer::train::{Stage, TrainOptions, run_stage};
+use kdsr_trainer::classic::config::TrainConfig;
+use kdsr_trainer::classic::train::{Stage, run_stage};
+use kdsr_trainer::config::Experiment;
+use kdsr_trainer::driver::TrainOptions;
 
 /// Scale of every preset used here.
 const SCALE: u32 = 4;

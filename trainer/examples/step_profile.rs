@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use kdsr_core::spec::KdsrConfig;
-use kdsr_trainer::config::TrainConfig;
-use kdsr_trainer::degrade::Degrader;
+use kdsr_trainer::classic::config::TrainConfig;
+use kdsr_trainer::classic::degrade::Degrader;
 use kdsr_trainer::loss::l1;
 use kdsr_trainer::model::Model;
 use kdsr_trainer::optim::Adam;

@@ -23,9 +23,11 @@ enum Command {
     /// the IDR separates them.
     IdrPlot(cmd::idr_plot::IdrPlotArgs),
     /// Real-world KDSR: KDSRNet_T → KDSRNet_S → KDSR_S-GAN on Real-ESRGAN degradations.
-    TrainGan(cmd::train_gan::TrainGanArgs),
+    #[command(name = "train-realworld", alias = "train-gan")]
+    TrainRealworld(cmd::realworld::TrainArgs),
     /// Evaluates weights on real-world validation pairs (PSNR / SSIM, LPIPS with its weights).
-    EvalReal(cmd::train_gan::EvalRealArgs),
+    #[command(name = "eval-realworld", alias = "eval-real")]
+    EvalRealworld(cmd::realworld::EvalArgs),
 }
 
 /// Dispatches to the command.
@@ -35,7 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => cmd::train::run(&a),
         Command::Eval(a) => cmd::eval::run(&a),
         Command::IdrPlot(a) => cmd::idr_plot::run(&a),
-        Command::TrainGan(a) => cmd::train_gan::run(&a),
-        Command::EvalReal(a) => cmd::train_gan::run_eval(&a),
+        Command::TrainRealworld(a) => cmd::realworld::run(&a),
+        Command::EvalRealworld(a) => cmd::realworld::run_eval(&a),
     }
 }

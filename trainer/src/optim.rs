@@ -3,8 +3,10 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Context, Result, bail};
-use tch::{Kind, Tensor};
+use anyhow::Result;
+use tch::Tensor;
+
+use crate::checkpoint::copy_checked;
 
 /// Adam over named parameters.
 #[derive(Debug)]
@@ -33,6 +35,15 @@ impl Adam {
             beta2,
             eps,
         }
+    }
+
+    /// Optimises shallow copies of `params`.
+    pub fn over(params: &[(String, Tensor)], beta1: f64, beta2: f64, eps: f64) -> Self {
+        let params = params
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shallow_clone()))
+            .collect();
+        Self::new(params, beta1, beta2, eps)
     }
 
     /// Zeroes every parameter's gradient.
@@ -84,29 +95,14 @@ impl Adam {
 
     /// Restores [`Adam::state`].
     pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, step: i64) -> Result<()> {
-        tch::no_grad(|| -> Result<()> {
-            for ((name, p), (m, v)) in self
-                .params
-                .iter()
-                .zip(self.m.iter_mut().zip(self.v.iter_mut()))
-            {
-                for (prefix, dst) in [("m", &mut *m), ("v", &mut *v)] {
-                    let key = format!("adam.{prefix}.{name}");
-                    let src = tensors
-                        .get(&key)
-                        .with_context(|| format!("optimizer state lacks `{key}`"))?;
-                    if src.size() != p.size() {
-                        bail!(
-                            "optimizer state `{key}` has shape {:?}, parameter has {:?}",
-                            src.size(),
-                            p.size()
-                        );
-                    }
-                    dst.copy_(&src.to_kind(Kind::Float).to_device(p.device()));
-                }
-            }
-            Ok(())
-        })?;
+        for ((name, _), (m, v)) in self
+            .params
+            .iter()
+            .zip(self.m.iter_mut().zip(self.v.iter_mut()))
+        {
+            copy_checked(m, tensors, &format!("adam.m.{name}"), "optimizer state")?;
+            copy_checked(v, tensors, &format!("adam.v.{name}"), "optimizer state")?;
+        }
         self.step = step;
         Ok(())
     }

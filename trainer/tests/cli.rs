@@ -134,3 +134,36 @@ fn eval_writes_markdown_and_json() {
             .is_finite()
     );
 }
+
+/// The real-world commands answer to their names and to the old ones (hidden aliases), which
+/// `--help` does not list.
+#[test]
+fn realworld_commands_and_their_old_names() {
+    let help = trainer().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("train-realworld") && help.contains("eval-realworld"),
+        "{help}"
+    );
+    assert!(
+        !help.contains("train-gan") && !help.contains("eval-real "),
+        "{help}"
+    );
+    for (name, flag) in [
+        ("train-realworld", "--vgg"),
+        ("train-gan", "--vgg"),
+        ("eval-realworld", "--lpips-weights"),
+        ("eval-real", "--lpips-weights"),
+    ] {
+        let o = trainer().args([name, "--help"]).output().unwrap();
+        assert!(o.status.success(), "{name}");
+        let h = String::from_utf8_lossy(&o.stdout);
+        assert!(h.contains(flag), "{name}: {h}");
+    }
+    // The stage values are the stage folders' names.
+    let o = trainer().args(["train-gan", "--help"]).output().unwrap();
+    let h = String::from_utf8_lossy(&o.stdout);
+    for v in ["net-teacher", "net-student", "gan-student", "all"] {
+        assert!(h.contains(v), "{v}: {h}");
+    }
+}

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use kdsr_core::Planar;
 use kdsr_core::pipeline::degrade::{ClassicDegradation, Downsample};
 use kdsr_core::pipeline::kernels::{anisotropic_gaussian_deg, isotropic_gaussian};
-use kdsr_trainer::config::{DegradationSection, KernelKind};
-use kdsr_trainer::degrade::{Degrader, add_noise, add_shot_noise, bicubic_down, blur, quantize};
+use kdsr_trainer::classic::config::{DegradationSection, KernelKind};
+use kdsr_trainer::classic::degrade::Degrader;
+use kdsr_trainer::ops::{add_noise, add_shot_noise, bicubic_down, blur, quantize};
 use rand::SeedableRng;
 use tch::{Device, Tensor};
 
@@ -267,7 +268,7 @@ fn diff_jpeg_is_close_to_the_real_codec() {
         .crop(100, 100, 128, 160)
         .unwrap()
         .map(kdsr_core::pipeline::quantize);
-    let codec = kdsr_trainer::realworld::jpeg::DiffJpeg::new(Device::Cpu);
+    let codec = kdsr_trainer::jpeg::DiffJpeg::new(Device::Cpu);
     let psnr = |a: &[f32], b: &[f32]| {
         let mse = a
             .iter()

@@ -14,11 +14,13 @@ use std::path::Path;
 use kdsr_core::eval::load_folder;
 use kdsr_core::pipeline::degrade::{ClassicDegradation, Downsample};
 use kdsr_core::pipeline::kernels::{KERNEL_SIZE, isotropic_gaussian};
+use kdsr_trainer::classic::config::{IdrSection, TrainConfig};
+use kdsr_trainer::classic::train::{Stage, run_stage};
 use kdsr_trainer::cmd::idr_plot::project;
-use kdsr_trainer::config::{IdrSection, TrainConfig};
+use kdsr_trainer::config::Experiment;
+use kdsr_trainer::driver::TrainOptions;
 use kdsr_trainer::eval::planar_to_tensor;
 use kdsr_trainer::model::Model;
-use kdsr_trainer::train::{Stage, TrainOptions, run_stage};
 use tch::{Device, Tensor};
 
 /// Short tiny-teacher config on the first `n` T91 images (copied into `dir`).
@@ -123,7 +125,7 @@ fn precondition_is_an_exact_reparameterisation() {
         );
         assert!(diff(&before.sr, &after.sr) < 1e-5);
         // The trained variables differ from the official ones (a student's by ×0.05)…
-        let raw = kdsr_trainer::model::weights_of(&m.vs).unwrap();
+        let raw = kdsr_trainer::checkpoint::weights_of(&m.vs).unwrap();
         let official = m.official_weights().unwrap();
         let k = format!("{}.E.0.weight", cfg.role.ide_prefix());
         assert_ne!(raw[&k].data, official[&k].data);

@@ -15,18 +15,21 @@ use kdsr_core::metrics::MetricVariant;
 use kdsr_core::pipeline::blur::filter2d;
 use kdsr_core::pipeline::kernels::BlurKernel;
 use kdsr_core::spec::checkpoint::{Tensor as CoreTensor, Weights, weights_to_bytes};
+use kdsr_trainer::checkpoint::weights_of;
+use kdsr_trainer::config::Experiment;
+use kdsr_trainer::driver::{Step, TrainOptions};
 use kdsr_trainer::eval::{planar_to_tensor, tensor_to_planar};
-use kdsr_trainer::model::{Model, weights_of};
-use kdsr_trainer::realworld::config::GanTrainConfig;
+use kdsr_trainer::jpeg::{DiffJpeg, dct_matrix};
+use kdsr_trainer::model::Model;
+use kdsr_trainer::realworld::config::RealWorldConfig;
 use kdsr_trainer::realworld::degrade::{
     DegradePlan, FinalOrder, NoiseKind, RealDegradation, RealDegrader, ResizeKind, ResizeMode,
     gaussian_noise, poisson_noise, resize_by_factor, resize_to,
 };
 use kdsr_trainer::realworld::discriminator::UNetDiscriminator;
 use kdsr_trainer::realworld::eval::{evaluate_pairs, load_pairs, synth_pairs};
-use kdsr_trainer::realworld::jpeg::{DiffJpeg, dct_matrix};
 use kdsr_trainer::realworld::lpips::Lpips;
-use kdsr_trainer::realworld::train::{GanStage, GanTrainOptions, StageRunner, run_gan_stage};
+use kdsr_trainer::realworld::train::{RealWorldStep, Stage, run_stage};
 use kdsr_trainer::realworld::usm::{UsmSharpener, gaussian_1d, usm_kernel};
 use kdsr_trainer::realworld::vgg::{PERCEPTUAL_WEIGHTS, PerceptualLoss, VGG19_CONVS, Vgg19};
 use rand::SeedableRng;
@@ -591,8 +594,8 @@ fn discriminator_spectral_norm_and_state() {
 // ---------------------------------------------------------------------------------------------
 // Training.
 
-fn smoke(dir: &Path, iters: u64) -> GanTrainConfig {
-    let mut c = GanTrainConfig::smoke_gan();
+fn smoke(dir: &Path, iters: u64) -> RealWorldConfig {
+    let mut c = RealWorldConfig::smoke_gan();
     c.data.train_dirs = vec![train_dir(dir, 6)];
     c.run.val_hr_dir = None;
     c.run.val_every = 0;
@@ -604,7 +607,7 @@ fn smoke(dir: &Path, iters: u64) -> GanTrainConfig {
 }
 
 /// Random teacher and KDSRNet_S checkpoints and a random VGG for the GAN stage.
-fn gan_inputs(cfg: &GanTrainConfig, dir: &Path) -> GanTrainOptions {
+fn gan_inputs(cfg: &RealWorldConfig, dir: &Path) -> TrainOptions {
     tch::manual_seed(9);
     let t = dir.join("teacher.safetensors");
     Model::new(&cfg.teacher_model().unwrap(), Device::Cpu)
@@ -616,7 +619,7 @@ fn gan_inputs(cfg: &GanTrainConfig, dir: &Path) -> GanTrainOptions {
         .unwrap();
     let v = dir.join("vgg19.safetensors");
     write_vgg(&v);
-    GanTrainOptions {
+    TrainOptions {
         vgg: Some(v),
         teacher_weights: Some(t),
         init_weights: Some(s),
@@ -633,31 +636,29 @@ fn one_gan_step_updates_g_and_d_but_not_the_teacher() {
     let cfg = smoke(tmp.path(), 4);
     let opts = gan_inputs(&cfg, tmp.path());
     // The GAN stage refuses to start without VGG weights.
-    let e = StageRunner::new(
+    let e = RealWorldStep::new(
         &cfg,
-        GanStage::GanStudent,
-        &GanTrainOptions {
+        Stage::GanStudent,
+        &TrainOptions {
             vgg: None,
             ..opts.clone()
         },
     )
     .unwrap_err();
     assert!(format!("{e:#}").contains("--vgg"), "{e:#}");
-    let mut r = StageRunner::new(&cfg, GanStage::GanStudent, &opts).unwrap();
-    let g0 = weights_of(&r.model.vs).unwrap();
+    let mut r = RealWorldStep::new(&cfg, Stage::GanStudent, &opts).unwrap();
+    let g0 = weights_of(&r.g.model.vs).unwrap();
     let t0 = weights_of(&r.teacher.as_ref().unwrap().vs).unwrap();
-    let d0 = r.disc.as_ref().unwrap().weights().unwrap();
+    let d0 = r.disc().unwrap().weights().unwrap();
     let hr = Tensor::cat(&[photo(96, 96), photo(96, 96).flip([3])], 0);
     let l = r.step(&hr, 0).unwrap();
-    for t in [&l.total, &l.l1] {
-        assert!(t.double_value(&[]).is_finite());
+    assert!(l.total.double_value(&[]).is_finite());
+    for k in ["l1", "kd", "perceptual", "gan_g", "d_real", "d_fake"] {
+        assert!(l.term(k).unwrap().double_value(&[]).is_finite(), "{k}");
     }
-    for t in [&l.kd, &l.perceptual, &l.gan_g, &l.d_real, &l.d_fake] {
-        assert!(t.as_ref().unwrap().double_value(&[]).is_finite());
-    }
-    let g1 = weights_of(&r.model.vs).unwrap();
+    let g1 = weights_of(&r.g.model.vs).unwrap();
     let t1 = weights_of(&r.teacher.as_ref().unwrap().vs).unwrap();
-    let d1 = r.disc.as_ref().unwrap().weights().unwrap();
+    let d1 = r.disc().unwrap().weights().unwrap();
     assert_eq!(t0, t1, "the teacher changed");
     for k in ["G.head.0.weight", "G.tail.1.bias", "E_st.mlp.0.weight"] {
         assert_ne!(g0[k], g1[k], "{k} not updated");
@@ -672,7 +673,7 @@ fn one_gan_step_updates_g_and_d_but_not_the_teacher() {
         assert_ne!(d0[k], d1[k], "{k} not updated");
     }
     // The EMA moved by 1/1000 of the step.
-    let e = r.ema_weights().unwrap();
+    let e = r.validated_weights().unwrap();
     let k = "G.head.0.weight";
     let (a, b, c) = (&g0[k].data, &g1[k].data, &e[k].data);
     let i = (0..a.len())
@@ -706,10 +707,10 @@ fn gan_stage_resume_equals_an_uninterrupted_run() {
     let base = gan_inputs(&cfg, tmp.path());
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let run = |out: &Path, stop: Option<u64>, resume: bool| {
-        run_gan_stage(
+        run_stage(
             &cfg,
-            GanStage::GanStudent,
-            &GanTrainOptions {
+            Stage::GanStudent,
+            &TrainOptions {
                 out_dir: out.to_path_buf(),
                 stop_after: stop,
                 resume,
@@ -754,10 +755,10 @@ fn edge_size_l1_goes_down_on_the_cpu() {
     cfg.run.save_every = 1000;
     cfg.validate().unwrap();
     let out = tmp.path().join("run");
-    let r = run_gan_stage(
+    let r = run_stage(
         &cfg,
-        GanStage::NetTeacher,
-        &GanTrainOptions {
+        Stage::Teacher,
+        &TrainOptions {
             out_dir: out.clone(),
             quiet: true,
             log_every: Some(1),
@@ -793,24 +794,24 @@ fn edge_size_l1_goes_down_on_the_cpu() {
 fn config_presets_round_trip_through_toml_and_overrides() {
     let tmp = tempfile::tempdir().unwrap();
     for name in ["paper-gan", "edge-gan", "smoke-gan"] {
-        let c = GanTrainConfig::preset(name).unwrap();
+        let c = RealWorldConfig::preset(name).unwrap();
         c.validate().unwrap();
         let p = tmp.path().join(format!("{name}.toml"));
         std::fs::write(&p, c.to_toml().unwrap()).unwrap();
-        let mut back = GanTrainConfig::resolve(p.to_str().unwrap(), &[]).unwrap();
+        let mut back = RealWorldConfig::resolve(p.to_str().unwrap(), &[]).unwrap();
         // Relative paths resolve against the file's folder.
         back.data.train_dirs = c.data.train_dirs.clone();
         back.run.val_hr_dir = c.run.val_hr_dir.clone();
         assert_eq!(back, c, "{name}");
     }
-    let paper = GanTrainConfig::paper_gan();
+    let paper = RealWorldConfig::paper_gan();
     assert_eq!(paper.student_model().unwrap(), {
         let mut k = kdsr_core::spec::KdsrConfig::student_gan();
         k.family = kdsr_core::spec::Family::RealWorld;
         k
     });
     assert_eq!(paper.teacher_model().unwrap().ide_in_channels(), 51);
-    let c = GanTrainConfig::resolve(
+    let c = RealWorldConfig::resolve(
         "edge-gan",
         &[
             "gan.d.num_feat=16".into(),
@@ -829,7 +830,7 @@ fn config_presets_round_trip_through_toml_and_overrides() {
         "data.hr_patch=64",
     ] {
         assert!(
-            GanTrainConfig::resolve("edge-gan", &[bad.into()]).is_err(),
+            RealWorldConfig::resolve("edge-gan", &[bad.into()]).is_err(),
             "{bad} accepted"
         );
     }
@@ -869,7 +870,7 @@ fn validation_pairs_are_reproducible_and_scored() {
     assert_eq!(c[0].lr.data(), a[0].lr.data());
     tch::manual_seed(0);
     let m = Model::new(
-        &GanTrainConfig::smoke_gan().student_model().unwrap(),
+        &RealWorldConfig::smoke_gan().student_model().unwrap(),
         Device::Cpu,
     );
     let r = evaluate_pairs(&m.net, &c, Device::Cpu, MetricVariant::BasicSr, None).unwrap();

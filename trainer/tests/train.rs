@@ -12,12 +12,14 @@ use std::path::Path;
 use kdsr_core::metrics::MetricVariant;
 use kdsr_core::spec::checkpoint::Weights;
 use kdsr_core::spec::{BlockConv, KdsrConfig};
-use kdsr_trainer::config::TrainConfig;
+use kdsr_trainer::checkpoint::weights_of;
+use kdsr_trainer::classic::config::TrainConfig;
+use kdsr_trainer::classic::train::{Stage, attach_teacher, run_stage};
+use kdsr_trainer::driver::TrainOptions;
 use kdsr_trainer::eval::{evaluate, gaussian8, load_folder};
 use kdsr_trainer::loss::l1;
-use kdsr_trainer::model::{Model, weights_of};
+use kdsr_trainer::model::Model;
 use kdsr_trainer::optim::Adam;
-use kdsr_trainer::train::{Stage, TrainOptions, attach_teacher, run_stage};
 use tch::{Device, Kind, Tensor};
 
 /// libtorch's generator and thread count are process-global: tests that draw from it or train

@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use kdsr_core::eval::{Protocol, run_suites};
-use kdsr_core::spec::KdsrConfig;
 use kdsr_core::spec::checkpoint::write_atomic;
 use serde_json::json;
 
+use super::NetworkArgs;
 use crate::device::parse_device;
 use crate::eval::super_resolve;
 use crate::model::Model;
@@ -17,12 +17,9 @@ use crate::model::Model;
 /// Arguments of `trainer eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Network preset or config file (default: the `.json` beside the weights).
-    #[arg(long)]
-    pub config: Option<String>,
-    /// Weights (safetensors, official keys).
-    #[arg(long)]
-    pub weights: PathBuf,
+    /// The weights and their config.
+    #[command(flatten)]
+    pub net: NetworkArgs,
     /// Test sets, suites, metric and seed.
     #[command(flatten)]
     pub protocol: Protocol,
@@ -36,20 +33,12 @@ pub struct EvalArgs {
 
 /// Runs the command.
 pub fn run(a: &EvalArgs) -> Result<()> {
-    let cfg = match &a.config {
-        Some(c) => KdsrConfig::resolve(c)?,
-        None => KdsrConfig::from_file(&a.weights.with_extension("json")).with_context(|| {
-            format!(
-                "no --config given and no config beside {}",
-                a.weights.display()
-            )
-        })?,
-    };
+    let cfg = a.net.network_config()?;
     let device = parse_device(&a.device)?;
-    let model = Model::load(&cfg, &a.weights, device)?;
+    let model = Model::load(&cfg, &a.net.weights, device)?;
     let mut md = format!(
         "# Evaluation of `{}` ({}, x{})\n\nCommand: `trainer eval {}`\n\n",
-        a.weights.display(),
+        a.net.weights.display(),
         cfg.preset,
         cfg.scale,
         std::env::args().skip(2).collect::<Vec<_>>().join(" ")
@@ -61,8 +50,10 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     write_atomic(&a.out.with_extension("md"), md.as_bytes())?;
     write_atomic(
         &a.out.with_extension("json"),
-        serde_json::to_string_pretty(&json!({"weights": a.weights, "config": cfg, "results": js}))?
-            .as_bytes(),
+        serde_json::to_string_pretty(
+            &json!({"weights": a.net.weights, "config": cfg, "results": js}),
+        )?
+        .as_bytes(),
     )?;
     Ok(())
 }

@@ -16,10 +16,12 @@ pub mod sr;
 pub mod upsampler;
 
 use anyhow::{Context, Result};
-use kdsr_core::spec::checkpoint::{Checkpoint, Tensor as CoreTensor, Weights, check_layout};
+use kdsr_core::spec::checkpoint::{Weights, check_layout};
 use kdsr_core::spec::{KdsrConfig, Role};
 use std::path::Path;
-use tch::{Device, Kind, Tensor, nn};
+use tch::{Device, Tensor, nn};
+
+use crate::checkpoint::{from_core, save_weights, to_core, weights_of};
 
 /// Outputs of one forward pass.
 #[derive(Debug)]
@@ -103,31 +105,12 @@ pub fn load_into(
             let t = weights
                 .get(&name)
                 .with_context(|| format!("missing tensor `{name}`"))?;
-            let shape: Vec<i64> = t.shape.iter().map(|d| *d as i64).collect();
-            let src = Tensor::from_slice(&t.data)
-                .reshape(&shape)
-                .to_device(device);
+            let src = from_core(t).to_device(device);
             let mut var = var;
             var.copy_(&src);
         }
         Ok(())
     })
-}
-
-/// Reads a VarStore's variables back as official-layout weights (float32, CPU).
-pub fn weights_of(vs: &nn::VarStore) -> Result<Weights> {
-    let mut out = Weights::new();
-    for (name, var) in vs.variables() {
-        let t = var
-            .detach()
-            .to_device(Device::Cpu)
-            .to_kind(Kind::Float)
-            .contiguous();
-        let shape: Vec<usize> = t.size().iter().map(|d| *d as usize).collect();
-        let data = Vec::<f32>::try_from(t.flatten(0, -1))?;
-        out.insert(name, CoreTensor::new(shape, data)?);
-    }
-    Ok(out)
 }
 
 /// A network with its VarStore.
@@ -155,6 +138,15 @@ impl Model {
         Ok(m)
     }
 
+    /// Loads a stage's `pretrain` weights (checked against the model's config); `stage` labels
+    /// errors.
+    pub fn load_pretrain(&mut self, weights: &Path, stage: &str) -> Result<()> {
+        let cfg = self.net.cfg.clone();
+        let context = || format!("{stage}.pretrain {}", weights.display());
+        let w = kdsr_core::spec::checkpoint::load_weights(&cfg, weights).with_context(context)?;
+        load_into(&mut self.vs, &cfg, &w, false).with_context(context)
+    }
+
     /// The network's weights in the official layout and parameterisation: the variables, with
     /// a preconditioned IDE's first conv folded back (see [`ide::Precondition`]).
     pub fn official_weights(&self) -> Result<Weights> {
@@ -172,31 +164,20 @@ impl Model {
         let p = format!("{}.E.0", self.net.cfg.role.ide_prefix());
         let get = |k: &str| -> Result<Tensor> {
             let t = w.get(k).with_context(|| format!("missing tensor `{k}`"))?;
-            let shape: Vec<i64> = t.shape.iter().map(|d| *d as i64).collect();
-            Ok(Tensor::from_slice(&t.data).reshape(&shape))
+            Ok(from_core(t))
         };
         let (wk, bk) = (format!("{p}.weight"), format!("{p}.bias"));
         let (ws, bs) = (get(&wk)?, get(&bk)?);
         let pre = ide::Precondition::for_input(ws.size()[1] as usize, Device::Cpu);
         let (wo, bo) = tch::no_grad(|| pre.fold(&ws, &bs));
         for (k, t) in [(wk, wo), (bk, bo)] {
-            let t = t.contiguous();
-            let shape: Vec<usize> = t.size().iter().map(|d| *d as usize).collect();
-            w.insert(
-                k,
-                CoreTensor::new(shape, Vec::<f32>::try_from(t.flatten(0, -1))?)?,
-            );
+            w.insert(k, to_core(&t)?);
         }
         Ok(())
     }
 
     /// Saves `NAME.safetensors` + `NAME.json` atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        Checkpoint {
-            config: self.net.cfg.clone(),
-            weights: self.official_weights()?,
-        }
-        .save(path)
-        .with_context(|| format!("saving {}", path.display()))
+        save_weights(&self.net.cfg, self.official_weights()?, path)
     }
 }

@@ -1,5 +1,5 @@
-//! The real-world experiment config (`trainer train-gan --config PRESET|FILE`): presets, TOML
-//! files and `--set section.key=value` overrides, validated before training; the resolved config
+//! The real-world experiment config (`trainer train-realworld --config PRESET|FILE`): presets,
+//! TOML files and `--set section.key=value` overrides (resolved by [`Experiment::resolve`]); the resolved config
 //! is saved next to every checkpoint (`train.toml`).
 //!
 //! Presets:
@@ -13,23 +13,23 @@
 //!   discriminator with 32 base features; 20K / 20K / 10K iterations.
 //! - `smoke-gan`: a few iterations of the tiny network (C 16, N 2, R 2), for tests.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, ensure};
 use kdsr_core::spec::{Family, KD_TEMPERATURE, KdsrConfig, Role};
 use serde::{Deserialize, Serialize};
 
 use super::degrade::RealDegradation;
 use super::vgg::PERCEPTUAL_WEIGHTS;
-use crate::config::{DataSection, StageSection};
+use crate::config::{DataSection, Experiment, Preset, Schedule, StageSection};
 use crate::loss::KdLoss;
 
 /// A whole real-world experiment: KDSRNet_T → KDSRNet_S → KDSR_S-GAN.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GanTrainConfig {
+pub struct RealWorldConfig {
     /// Network sizes.
-    pub model: RwModelSection,
+    pub model: ModelSection,
     /// Training images; `hr_patch` is the crop the degradation runs on (Real-ESRGAN: 400).
     pub data: DataSection,
     /// The second-order degradation.
@@ -41,17 +41,17 @@ pub struct GanTrainConfig {
     /// Stage 1: KDSRNet_T, L1.
     pub net_teacher: StageSection,
     /// Stage 2: KDSRNet_S, L1 + KD.
-    pub net_student: NetStudentSection,
+    pub net_student: StudentSection,
     /// Stage 3: KDSR_S-GAN, L1 + perceptual + GAN + KD.
     pub gan: GanSection,
     /// Seed, validation, checkpoints, device.
-    pub run: RwRunSection,
+    pub run: RunSection,
 }
 
 /// `[model]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RwModelSection {
+pub struct ModelSection {
     /// `student-gan`, `student-edge-rw`, `student-tiny-rw`, any `kdsr-core` preset, or a network
     /// config file; the network is always built as the real-world family at ×4.
     pub preset: String,
@@ -88,7 +88,7 @@ pub struct UsmSection {
 /// `[net_student]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NetStudentSection {
+pub struct StudentSection {
     /// Optimisation of G (`[net_student.stage]`).
     pub stage: StageSection,
     /// KD distance (official `kl`).
@@ -150,7 +150,7 @@ pub struct DiscriminatorSection {
 /// `[run]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RwRunSection {
+pub struct RunSection {
     /// Seed of weights, crops, degradations, noise; a run is a function of (config, seed).
     pub seed: u64,
     /// Validate every this many iterations (0: never).
@@ -175,7 +175,11 @@ pub struct RwRunSection {
 }
 
 /// Named experiment presets.
-pub const GAN_PRESETS: &[&str] = &["paper-gan", "edge-gan", "smoke-gan"];
+pub const PRESETS: &[Preset<RealWorldConfig>] = &[
+    ("paper-gan", RealWorldConfig::paper_gan),
+    ("edge-gan", RealWorldConfig::edge_gan),
+    ("smoke-gan", RealWorldConfig::smoke_gan),
+];
 
 fn stage(iterations: u64, lr: f64, decay_every: u64) -> StageSection {
     StageSection {
@@ -191,11 +195,11 @@ fn stage(iterations: u64, lr: f64, decay_every: u64) -> StageSection {
     }
 }
 
-impl GanTrainConfig {
+impl RealWorldConfig {
     /// The paper's KDSR_S-GAN setting (see the [module docs](self)).
     pub fn paper_gan() -> Self {
         Self {
-            model: RwModelSection {
+            model: ModelSection {
                 preset: "student-gan".into(),
             },
             data: DataSection {
@@ -219,7 +223,7 @@ impl GanTrainConfig {
                 teacher: true,
             },
             net_teacher: stage(1_000_000, 1e-4, 1_000_000),
-            net_student: NetStudentSection {
+            net_student: StudentSection {
                 stage: stage(1_000_000, 2e-4, 600_000),
                 kd: KdLoss::Kl,
                 tau: KD_TEMPERATURE,
@@ -246,7 +250,7 @@ impl GanTrainConfig {
                 tau: KD_TEMPERATURE,
                 kd_weight: 1.0,
             },
-            run: RwRunSection {
+            run: RunSection {
                 seed: 0,
                 val_every: 5000,
                 val_hr_dir: Some("data/Set14".into()),
@@ -310,56 +314,6 @@ impl GanTrainConfig {
         c
     }
 
-    /// A preset by name.
-    pub fn preset(name: &str) -> Result<Self> {
-        Ok(match name {
-            "paper-gan" => Self::paper_gan(),
-            "edge-gan" => Self::edge_gan(),
-            "smoke-gan" => Self::smoke_gan(),
-            _ => bail!(
-                "unknown real-world experiment preset `{name}`; known: {}",
-                GAN_PRESETS.join(", ")
-            ),
-        })
-    }
-
-    /// A preset name or a TOML file, then `section.key=value` overrides (values parsed as TOML,
-    /// else taken as a string), then validation. Relative paths in a file resolve against the
-    /// file's folder.
-    pub fn resolve(preset_or_file: &str, overrides: &[String]) -> Result<Self> {
-        let path = Path::new(preset_or_file);
-        let (mut value, base) = if path.extension().is_some_and(|e| e == "toml") {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading experiment config {}", path.display()))?;
-            let v: toml::Value =
-                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-            (v, path.parent().map(Path::to_path_buf))
-        } else {
-            (toml::Value::try_from(Self::preset(preset_or_file)?)?, None)
-        };
-        for o in overrides {
-            apply_override(&mut value, o)?;
-        }
-        let mut cfg: Self = value
-            .try_into()
-            .with_context(|| format!("experiment config {preset_or_file}"))?;
-        if let Some(base) = base {
-            for d in cfg
-                .data
-                .train_dirs
-                .iter_mut()
-                .chain(cfg.run.val_hr_dir.iter_mut())
-                .chain(cfg.run.val_lr_dir.iter_mut())
-            {
-                if d.is_relative() {
-                    *d = base.join(&*d);
-                }
-            }
-        }
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
     /// The student network (real-world family, ×4).
     pub fn student_model(&self) -> Result<KdsrConfig> {
         let mut m = KdsrConfig::resolve(&self.model.preset)?.with_role(Role::Student);
@@ -378,9 +332,34 @@ impl GanTrainConfig {
     pub fn teacher_model(&self) -> Result<KdsrConfig> {
         Ok(self.student_model()?.with_role(Role::Teacher))
     }
+}
+
+impl Experiment for RealWorldConfig {
+    const KIND: &'static str = "real-world";
+    const PRESETS: &'static [Preset<Self>] = PRESETS;
+
+    fn schedule(&self, iterations: u64) -> Schedule<'_> {
+        Schedule {
+            iterations,
+            seed: self.run.seed,
+            data: &self.data,
+            val_every: self.run.val_every,
+            save_every: self.run.save_every,
+            keep_last: self.run.keep_last,
+        }
+    }
+
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.data
+            .train_dirs
+            .iter_mut()
+            .chain(self.run.val_hr_dir.iter_mut())
+            .chain(self.run.val_lr_dir.iter_mut())
+            .collect()
+    }
 
     /// Checks the values that would otherwise fail deep inside training.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         let m = self.student_model()?;
         let s = m.scale as usize;
         let d = &self.data;
@@ -405,26 +384,9 @@ impl GanTrainConfig {
             d.batch_size
         );
         self.degradation.validate(d.hr_patch, m.scale)?;
-        let check_stage = |name: &str, st: &StageSection| -> Result<()> {
-            ensure!(
-                st.lr.is_finite()
-                    && st.lr > 0.0
-                    && st.decay_every > 0
-                    && (0.0..1.0).contains(&st.beta1)
-                    && (0.0..1.0).contains(&st.beta2),
-                "{name}: lr must be > 0, decay_every > 0 and betas in [0, 1)"
-            );
-            if let Some(e) = st.ema {
-                ensure!(
-                    (0.0..1.0).contains(&e),
-                    "{name}.ema must be in [0, 1), got {e}"
-                );
-            }
-            Ok(())
-        };
-        check_stage("net_teacher", &self.net_teacher)?;
-        check_stage("net_student.stage", &self.net_student.stage)?;
-        check_stage("gan.g", &self.gan.g)?;
+        self.net_teacher.check("net_teacher")?;
+        self.net_student.stage.check("net_student.stage")?;
+        self.gan.g.check("gan.g")?;
         let dd = &self.gan.d;
         ensure!(
             dd.num_feat > 0
@@ -441,42 +403,4 @@ impl GanTrainConfig {
         ensure!(self.run.keep_last > 0, "run.keep_last must be ≥ 1");
         Ok(())
     }
-
-    /// The resolved config as TOML.
-    pub fn to_toml(&self) -> Result<String> {
-        Ok(toml::to_string_pretty(self)?)
-    }
-}
-
-/// Applies one `a.b.c=value` override to a TOML tree (the key must exist, except the optional
-/// `ema`, `val_hr_dir` and `val_lr_dir`).
-fn apply_override(root: &mut toml::Value, o: &str) -> Result<()> {
-    let (key, raw) = o
-        .split_once('=')
-        .with_context(|| format!("override `{o}`: expected section.key=value"))?;
-    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
-    let parts: Vec<&str> = key.split('.').collect();
-    let mut cur = root;
-    for (i, p) in parts.iter().enumerate() {
-        let table = cur.as_table_mut().with_context(|| {
-            format!(
-                "override `{o}`: `{}` is not a section",
-                parts[..i].join(".")
-            )
-        })?;
-        if i + 1 == parts.len() {
-            if !table.contains_key(*p) && !matches!(*p, "ema" | "val_hr_dir" | "val_lr_dir") {
-                bail!("override `{o}`: unknown key `{key}`");
-            }
-            table.insert((*p).to_owned(), value);
-            return Ok(());
-        }
-        cur = table
-            .get_mut(*p)
-            .with_context(|| format!("override `{o}`: unknown section `{p}`"))?;
-    }
-    Ok(())
 }

@@ -17,7 +17,7 @@
 //! # Pipeline ([`RealDegrader::degrade`])
 //! 0. `gt_usm = USM(gt)` ([`UsmSharpener`]); the degradations start from `gt_usm` (or `gt`).
 //! 1. Stage 1: per-sample blur with kernel1 (reflect padding + grouped conv = `filter2D`, via
-//!    [`crate::degrade::blur`]); resize by the drawn factor `s` with `scale_factor` semantics
+//!    [`crate::ops::blur`]); resize by the drawn factor `s` with `scale_factor` semantics
 //!    ([`resize_by_factor`]: output `⌊h·s⌋`, bilinear/bicubic sample at `(i + ½)/s − ½`); Gaussian
 //!    or Poisson noise (color or gray) with clipping; clamp and JPEG ([`DiffJpeg`]).
 //! 2. Stage 2: blur with kernel2 (p = 0.8); resize to `(⌊H/4·s⌋, ⌊W/4·s⌋)` with `size=` semantics
@@ -49,9 +49,9 @@ use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use super::jpeg::DiffJpeg;
 use super::usm::UsmSharpener;
-use crate::degrade::blur;
+use crate::jpeg::DiffJpeg;
+use crate::ops::{blur, per_sample};
 
 /// Every probability and range of the second-order degradation (defaults: Real-ESRGAN's
 /// `train_realesrnet_x4plus.yml`, scale 4).
@@ -492,13 +492,6 @@ pub fn resize_to(x: &Tensor, h: i64, w: i64, mode: ResizeMode) -> Result<Tensor>
         ResizeMode::Bilinear => x.f_upsample_bilinear2d([h, w], false, None, None)?,
         ResizeMode::Bicubic => x.f_upsample_bicubic2d([h, w], false, None, None)?,
     })
-}
-
-fn per_sample(values: &[f64], device: Device) -> Tensor {
-    let v: Vec<f32> = values.iter().map(|x| *x as f32).collect();
-    Tensor::from_slice(&v)
-        .to_device(device)
-        .reshape([-1, 1, 1, 1])
 }
 
 fn check_batch(what: &str, x: &Tensor, n: usize) -> Result<()> {

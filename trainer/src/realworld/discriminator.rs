@@ -28,9 +28,11 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Context, Result, bail};
-use kdsr_core::spec::checkpoint::{Tensor as CoreTensor, Weights};
+use anyhow::{Result, bail};
+use kdsr_core::spec::checkpoint::Weights;
 use tch::{Device, Kind, Tensor, nn};
+
+use crate::checkpoint::{copy_checked, named_trainables, weights_of};
 
 /// Negative slope of the discriminator's LeakyReLU.
 pub const D_LRELU_SLOPE: f64 = 0.2;
@@ -205,51 +207,21 @@ impl UNetDiscriminator {
 
     /// Trainable parameters, sorted by name (for the optimizer).
     pub fn trainables(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = self
-            .vs
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+        named_trainables(&self.vs)
     }
 
     /// Every variable (weights, biases, `weight_u`, `weight_v`) as float32 CPU tensors.
     pub fn weights(&self) -> Result<Weights> {
-        let mut out = Weights::new();
-        for (name, var) in self.vs.variables() {
-            let t = var
-                .detach()
-                .to_device(Device::Cpu)
-                .to_kind(Kind::Float)
-                .contiguous();
-            let shape: Vec<usize> = t.size().iter().map(|d| *d as usize).collect();
-            let data = Vec::<f32>::try_from(t.flatten(0, -1))?;
-            out.insert(name, CoreTensor::new(shape, data)?);
-        }
-        Ok(out)
+        weights_of(&self.vs)
     }
 
     /// Copies every variable from `tensors` (names as [`Self::weights`] writes them); a missing
     /// or mis-shaped tensor is an error naming it. `file` labels errors.
     pub fn load(&mut self, tensors: &HashMap<String, Tensor>, file: &str) -> Result<()> {
-        let vars = self.vs.variables();
-        tch::no_grad(|| -> Result<()> {
-            for (name, mut var) in vars {
-                let src = tensors
-                    .get(&name)
-                    .with_context(|| format!("{file}: discriminator tensor `{name}` is missing"))?;
-                if src.size() != var.size() {
-                    bail!(
-                        "{file}: discriminator tensor `{name}` has shape {:?}, expected {:?}",
-                        src.size(),
-                        var.size()
-                    );
-                }
-                var.copy_(&src.to_kind(Kind::Float).to_device(var.device()));
-            }
-            Ok(())
-        })
+        let what = format!("{file}: the discriminator");
+        for (name, mut var) in self.vs.variables() {
+            copy_checked(&mut var, tensors, &name, &what)?;
+        }
+        Ok(())
     }
 }

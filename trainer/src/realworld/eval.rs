@@ -18,9 +18,9 @@ use tch::Device;
 
 use super::degrade::{DegradePlan, RealDegradation, RealDegrader};
 use super::lpips::Lpips;
+use crate::driver::mix;
 use crate::eval::{load_folder, planar_to_tensor, tensor_to_planar, to_rgb};
 use crate::model::BlindSr;
-use crate::train::mix;
 
 /// One validation pair.
 #[derive(Clone, Debug)]

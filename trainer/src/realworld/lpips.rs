@@ -23,7 +23,8 @@ use std::path::Path;
 use anyhow::Result;
 use tch::{Device, Kind, Tensor};
 
-use super::vgg::{read_safetensors, take_checked};
+use super::vgg::take_checked;
+use crate::checkpoint::read_safetensors;
 
 /// AlexNet's conv layers as LPIPS names them: (key prefix, in, out, kernel, stride, padding).
 const ALEX: [(&str, i64, i64, i64, i64, i64); 5] = [

@@ -4,24 +4,23 @@
 //!
 //! - [`degrade`]: the second-order degradation (kernels, resize, noise, JPEG, final sinc, paired
 //!   crop) as batched tensor ops, with every random choice drawn from a seeded CPU generator.
-//! - [`jpeg`]: DiffJPEG as tensor ops.
 //! - [`usm`]: unsharp masking of the GT.
 //! - [`vgg`]: VGG19 features and the perceptual loss (weights from a user-supplied file).
 //! - [`discriminator`]: the U-Net discriminator with spectral norm.
 //! - [`lpips`]: LPIPS-Alex for validation (weights from a user-supplied file).
 //! - [`eval`]: PSNR / SSIM / LPIPS on validation pairs.
 //! - [`config`]: experiment presets (`paper-gan`, `edge-gan`, `smoke-gan`) and TOML files.
-//! - [`train`]: the stages, with exact resume.
+//! - [`train`]: the three stages as [`crate::driver::Step`]s.
 //!
 //! The networks are the crate's [`crate::model::BlindSr`] with a real-world
-//! [`kdsr_core::spec::KdsrConfig`]; the KD loss, Adam, EMA, the step schedule, the data loader and
-//! the per-iteration seeding are the classic trainer's.
+//! [`kdsr_core::spec::KdsrConfig`]; DiffJPEG ([`crate::jpeg`]), the KD loss, Adam, EMA, the step
+//! schedule, the data loader, the stage driver and the checkpoints are shared with the classic
+//! pipeline.
 
 pub mod config;
 pub mod degrade;
 pub mod discriminator;
 pub mod eval;
-pub mod jpeg;
 pub mod lpips;
 pub mod train;
 pub mod usm;

@@ -25,6 +25,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use tch::{Device, Kind, Tensor};
 
+use crate::checkpoint::read_safetensors;
+
 /// The conv layers of VGG19's `features`: (index, in channels, out channels).
 pub const VGG19_CONVS: [(usize, i64, i64); 16] = [
     (0, 3, 64),
@@ -64,31 +66,6 @@ pub const PERCEPTUAL_WEIGHTS: [f64; 5] = [0.1, 0.1, 1.0, 1.0, 1.0];
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// The ImageNet std BasicSR normalises with.
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
-
-/// Reads every float32 tensor of a safetensors file into CPU tensors.
-pub fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
-    let mut out = HashMap::new();
-    for (k, v) in st.tensors() {
-        if v.dtype() != safetensors::Dtype::F32 {
-            bail!(
-                "{}: tensor `{k}` is {:?}, expected F32",
-                path.display(),
-                v.dtype()
-            );
-        }
-        let data: Vec<f32> = v
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        let shape: Vec<i64> = v.shape().iter().map(|d| *d as i64).collect();
-        out.insert(k, Tensor::from_slice(&data).reshape(&shape));
-    }
-    Ok(out)
-}
 
 /// Takes `key` from `tensors`, checking its shape; the error names the key, the file and both
 /// shapes.

@@ -1,54 +1,53 @@
-//! `trainer train-gan`: the real-world stages KDSRNet_T → KDSRNet_S → KDSR_S-GAN, and
-//! `trainer eval-real`: PSNR / SSIM (and LPIPS) of weights on real-world validation pairs.
+//! `trainer train-realworld` (alias `train-gan`): the real-world stages KDSRNet_T → KDSRNet_S →
+//! KDSR_S-GAN, and `trainer eval-realworld` (alias `eval-real`): PSNR / SSIM (and LPIPS) of
+//! weights on real-world validation pairs.
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use kdsr_core::metrics::MetricVariant;
-use kdsr_core::spec::KdsrConfig;
 use kdsr_core::spec::checkpoint::write_atomic;
 use serde_json::json;
 
+use super::{NetworkArgs, RunArgs, run_stages};
+use crate::config::Experiment;
 use crate::device::parse_device;
+use crate::driver::TrainOptions;
 use crate::model::Model;
-use crate::realworld::config::GanTrainConfig;
+use crate::realworld::config::RealWorldConfig;
 use crate::realworld::degrade::RealDegradation;
 use crate::realworld::eval::{evaluate_pairs, load_pairs, synth_pairs};
 use crate::realworld::lpips::Lpips;
-use crate::realworld::train::{GanStage, GanTrainOptions, run_gan_stage};
+use crate::realworld::train::{Stage, run_stage};
 
-/// Which stages to run.
+/// Which stages to run (the values are the stages' folder names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum GanStages {
+pub enum Stages {
     /// KDSRNet_T (L1).
-    NetTeacher,
+    #[value(name = "net-teacher")]
+    Teacher,
     /// KDSRNet_S (L1 + KD; needs the trained teacher).
-    NetStudent,
+    #[value(name = "net-student")]
+    Student,
     /// KDSR_S-GAN (L1 + perceptual + GAN + KD; needs the teacher, KDSRNet_S and --vgg).
     GanStudent,
     /// All three in order.
     All,
 }
 
-/// Arguments of `trainer train-gan`.
+/// Arguments of `trainer train-realworld`.
 #[derive(Debug, Args)]
-pub struct TrainGanArgs {
+pub struct TrainArgs {
     /// Experiment preset (`paper-gan`, `edge-gan`, `smoke-gan`) or a TOML file.
     #[arg(long)]
     pub config: String,
-    /// Override a config value: `--set run.device=cuda` (repeatable).
-    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
-    pub overrides: Vec<String>,
     /// Stages to run.
     #[arg(long, value_enum, default_value = "all")]
-    pub stage: GanStages,
+    pub stage: Stages,
     /// Run directory; stages write into `OUT/net-teacher`, `OUT/net-student`, `OUT/gan-student`.
     #[arg(long)]
     pub out: PathBuf,
-    /// Continue each stage from its `last.state.safetensors` when present.
-    #[arg(long)]
-    pub resume: bool,
     /// VGG19 weights for the perceptual loss (safetensors, torchvision `features.{i}.weight`
     /// names); required by the GAN stage.
     #[arg(long)]
@@ -62,64 +61,46 @@ pub struct TrainGanArgs {
     /// Initial weights of the GAN stage (default `OUT/net-student/final_ema.safetensors`).
     #[arg(long)]
     pub init: Option<PathBuf>,
-    /// Stop each stage after this many iterations in this invocation (resume later).
-    #[arg(long)]
-    pub stop_after: Option<u64>,
-    /// Log every N iterations to `metrics.jsonl`.
-    #[arg(long, default_value_t = 10)]
-    pub log_every: u64,
-    /// No progress output.
-    #[arg(short, long)]
-    pub quiet: bool,
+    /// Overrides, resume, stop, logging.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
-/// Runs `train-gan`; prints one JSON line per finished stage on stdout.
-pub fn run(a: &TrainGanArgs) -> Result<()> {
-    let cfg = GanTrainConfig::resolve(&a.config, &a.overrides)?;
-    let stages: &[GanStage] = match a.stage {
-        GanStages::NetTeacher => &[GanStage::NetTeacher],
-        GanStages::NetStudent => &[GanStage::NetStudent],
-        GanStages::GanStudent => &[GanStage::GanStudent],
-        GanStages::All => &GanStage::ALL,
+/// Runs `train-realworld`; prints one JSON line per finished stage on stdout.
+pub fn run(a: &TrainArgs) -> Result<()> {
+    let cfg = RealWorldConfig::resolve(&a.config, &a.run.overrides)?;
+    let stages: &[Stage] = match a.stage {
+        Stages::Teacher => &[Stage::Teacher],
+        Stages::Student => &[Stage::Student],
+        Stages::GanStudent => &[Stage::GanStudent],
+        Stages::All => &Stage::ALL,
     };
-    if stages.contains(&GanStage::GanStudent) && a.vgg.is_none() && cfg.gan.perceptual_weight != 0.0
-    {
+    if stages.contains(&Stage::GanStudent) && a.vgg.is_none() && cfg.gan.perceptual_weight != 0.0 {
         bail!(
             "the GAN stage needs VGG19 weights for its perceptual loss: pass --vgg FILE (see the \
              docs of kdsr_trainer::realworld::vgg for the one-line conversion from torchvision)"
         );
     }
-    let opts = GanTrainOptions {
-        out_dir: a.out.clone(),
-        resume: a.resume,
+    let opts = TrainOptions {
         vgg: a.vgg.clone(),
         lpips: a.lpips_weights.clone(),
         teacher_weights: a.teacher.clone(),
         init_weights: a.init.clone(),
-        quiet: a.quiet,
-        stop_after: a.stop_after,
-        log_every: Some(a.log_every),
+        ..a.run.options(&a.out)
     };
-    for s in stages {
-        let r = run_gan_stage(&cfg, *s, &opts)?;
-        println!("{}", serde_json::to_string(&r)?);
-        if r.iterations < s.settings(&cfg).iterations {
-            // Interrupted on purpose (--stop-after): later stages wait for this one.
-            break;
-        }
-    }
-    Ok(())
+    run_stages(
+        stages,
+        |s| run_stage(&cfg, s, &opts),
+        |s| s.settings(&cfg).iterations,
+    )
 }
 
-/// Arguments of `trainer eval-real`.
+/// Arguments of `trainer eval-realworld`.
 #[derive(Debug, Args)]
-pub struct EvalRealArgs {
-    /// Network preset or config file (default: the `.json` beside the weights).
-    #[arg(long)]
-    pub config: Option<String>,
-    /// Weights (safetensors, official keys).
-    #[arg(long)]
-    pub weights: PathBuf,
+pub struct EvalArgs {
+    /// The weights and their config.
+    #[command(flatten)]
+    pub net: NetworkArgs,
     /// HR images.
     #[arg(long)]
     pub hr: PathBuf,
@@ -150,22 +131,14 @@ pub struct EvalRealArgs {
     pub seed: u64,
 }
 
-/// Runs `eval-real`.
-pub fn run_eval(a: &EvalRealArgs) -> Result<()> {
+/// Runs `eval-realworld`.
+pub fn run_eval(a: &EvalArgs) -> Result<()> {
     if a.lpips && a.lpips_weights.is_none() {
         bail!("LPIPS needs --lpips-weights (see the docs of kdsr_trainer::realworld::lpips)");
     }
-    let cfg = match &a.config {
-        Some(c) => KdsrConfig::resolve(c)?,
-        None => KdsrConfig::from_file(&a.weights.with_extension("json")).with_context(|| {
-            format!(
-                "no --config given and no config beside {}",
-                a.weights.display()
-            )
-        })?,
-    };
+    let cfg = a.net.network_config()?;
     let device = parse_device(&a.device)?;
-    let model = Model::load(&cfg, &a.weights, device)?;
+    let model = Model::load(&cfg, &a.net.weights, device)?;
     let lpips = match &a.lpips_weights {
         Some(p) => Some(Lpips::load(p, device)?),
         None => None,
@@ -196,7 +169,7 @@ pub fn run_eval(a: &EvalRealArgs) -> Result<()> {
     };
     let md = format!(
         "# Real-world evaluation of `{}` ({}, x{})\n\n{source}.\n\n{}",
-        a.weights.display(),
+        a.net.weights.display(),
         cfg.preset,
         cfg.scale,
         r.to_markdown(&format!("{set} ({} images)", pairs.len()))
@@ -204,7 +177,7 @@ pub fn run_eval(a: &EvalRealArgs) -> Result<()> {
     write_atomic(&a.out.with_extension("md"), md.as_bytes())?;
     write_atomic(
         &a.out.with_extension("json"),
-        serde_json::to_string_pretty(&json!({"weights": a.weights, "config": cfg, "set": set, "source": source, "report": r}))?
+        serde_json::to_string_pretty(&json!({"weights": a.net.weights, "config": cfg, "set": set, "source": source, "report": r}))?
             .as_bytes(),
     )?;
     eprintln!(
