@@ -66,10 +66,9 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use tch::Tensor;
 
-/// File extensions (lower case) listed as training images.
-pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff", "ppm", "pgm", "pnm", "pam",
-];
+/// File extensions (lower case) listed as training images: kdsr-core's one list, the formats its
+/// decoder reads.
+pub use kdsr_core::io::IMAGE_EXTENSIONS;
 
 /// An 8-bit RGB image, interleaved (HWC): `data[(y·width + x)·3 + c]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -630,31 +629,15 @@ impl Dataset {
     }
 }
 
-/// The image files directly in `dir`, sorted by path.
+/// The image files directly in `dir`, sorted by path ([`kdsr_core::io::list_images`]).
 fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
     ensure!(
         dir.is_dir(),
         "training image folder {} does not exist or is not a folder",
         dir.display()
     );
-    let rd = std::fs::read_dir(dir)
-        .with_context(|| format!("listing training image folder {}", dir.display()))?;
-    let mut files = Vec::new();
-    for entry in rd {
-        let entry =
-            entry.with_context(|| format!("listing training image folder {}", dir.display()))?;
-        let path = entry.path();
-        let is_image = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-        // `is_file` follows symbolic links.
-        if is_image && path.is_file() {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
+    kdsr_core::io::list_images(dir)
+        .with_context(|| format!("listing training image folder {}", dir.display()))
 }
 
 /// `(width, height)` from the file's header, or why it cannot be read.

@@ -3,7 +3,7 @@
 //! worker errors and prompt shutdown.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -164,8 +164,7 @@ fn crop_augment_applies_the_drawn_augment() {
 
 #[test]
 fn reference_image_crops_match_direct_indexing() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/reference/vectors-pipeline/in_img.png");
+    let path = kdsr_test_support::pipeline("in_img.png");
     let img = RgbU8::load(&path).expect("load in_img.png");
     let raw = image::open(&path).expect("image::open").to_rgb8();
     assert_eq!((img.width(), img.height()), (96, 120));

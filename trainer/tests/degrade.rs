@@ -3,8 +3,6 @@
 //! values within 1e-4 of a rounding boundary.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::PathBuf;
-
 use kdsr_core::Planar;
 use kdsr_core::pipeline::degrade::{ClassicDegradation, Downsample};
 use kdsr_core::pipeline::kernels::{anisotropic_gaussian_deg, isotropic_gaussian};
@@ -15,8 +13,7 @@ use rand::SeedableRng;
 use tch::{Device, Tensor};
 
 fn fixture_image() -> Planar {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/reference/vectors-pipeline/in_img.png");
+    let p = kdsr_test_support::pipeline("in_img.png");
     kdsr_core::io::load_image(&p).unwrap().rgb
 }
 
@@ -89,8 +86,7 @@ fn matches_cpu_pipeline_iso_and_aniso() {
 #[test]
 fn matches_the_official_lr_fixture() {
     let hr = fixture_image();
-    let npy = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/reference/vectors-pipeline/classic_iso2.6_x4_lr.png");
+    let npy = kdsr_test_support::pipeline("classic_iso2.6_x4_lr.png");
     let want = kdsr_core::io::load_image(&npy).unwrap().rgb;
     let k = isotropic_gaussian(21, 2.6).unwrap();
     let dev = Degrader::new(&cfg(KernelKind::Iso, 0.0, false), 4, Device::Cpu);
@@ -262,7 +258,7 @@ fn device_shot_noise_follows_the_cpu_definition() {
 /// and rounding, so close but not equal.
 #[test]
 fn diff_jpeg_is_close_to_the_real_codec() {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/Set14/zebra.png");
+    let p = kdsr_test_support::repo("data/Set14/zebra.png");
     let img = kdsr_core::io::load_image(&p).unwrap().rgb;
     let img = img
         .crop(100, 100, 128, 160)

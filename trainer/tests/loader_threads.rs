@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 #![cfg(target_os = "linux")]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use kdsr_trainer::data::{Dataset, Loader};
@@ -17,7 +16,7 @@ fn threads() -> usize {
 
 #[test]
 fn workers_start_no_openmp_teams() {
-    let t91 = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/T91");
+    let t91 = kdsr_test_support::repo("data/T91");
     // Everything that may start threads once, before counting: rayon's pool (opening the
     // dataset) and libtorch's OpenMP team on this thread (a parallel op).
     let (ds, _) = Dataset::open(&[t91], 96, 256).unwrap();

@@ -4,18 +4,13 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use kdsr_core::spec::KdsrConfig;
 use kdsr_trainer::loss::{KdLoss, default_tau, kd_loss};
 use kdsr_trainer::model::Model;
 use tch::{Device, Tensor};
 
-fn vectors(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/reference/vectors")
-        .join(name)
-}
+use kdsr_test_support::vectors;
 
 fn io() -> HashMap<String, Tensor> {
     Tensor::read_safetensors(vectors("small_io.safetensors"))

@@ -1,15 +1,10 @@
 //! Helpers shared by the trainer's integration tests (each test binary includes this module;
 //! not every binary uses every helper).
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 
-/// A path relative to the repository root.
-pub fn repo(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(rel)
-}
+pub use kdsr_test_support::repo;
 
 /// A training folder `dir/train` with the first `n` T91 images (by name).
 pub fn train_dir(dir: &Path, n: usize) -> PathBuf {
