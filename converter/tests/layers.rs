@@ -8,8 +8,8 @@
 //! every edge names the module it really goes to.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::Path;
 
 /// The top-level modules of `converter/src`, lowest layer first. A module may use only modules of
 /// lower layers.
@@ -29,155 +29,12 @@ const LAYERS: &[&[&str]] = &[
 /// The files of `export/`, lowest layer first (`mod` is `export/mod.rs`).
 const EXPORT_LAYERS: &[&[&str]] = &[&["options"], &["build"], &["check"], &["report"], &["mod"]];
 
-/// A source file: its path below `src/` and its text.
-type Source = (PathBuf, String);
+use kdsr_test_support::modules::{
+    Edges, Source, code, cycle, module_of, names_relative, paths, sources,
+};
 
-/// Dependency edges `(from, to)`.
-type Edges = BTreeSet<(String, String)>;
-
-fn sources() -> Vec<Source> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut out = Vec::new();
-    let mut dirs = vec![src.clone()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                let text = std::fs::read_to_string(&p).unwrap();
-                out.push((p.strip_prefix(&src).unwrap().to_path_buf(), text));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// The text without comments, string literals and what follows `#[cfg(test)]`.
-fn code(text: &str) -> String {
-    let text = text.split("#[cfg(test)]").next().unwrap_or("");
-    let (mut out, mut chars) = (String::new(), text.chars().peekable());
-    while let Some(c) = chars.next() {
-        match c {
-            '/' if chars.peek() == Some(&'/') => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        out.push('\n');
-                        break;
-                    }
-                }
-            }
-            '/' if chars.peek() == Some(&'*') => {
-                let mut prev = ' ';
-                for c in chars.by_ref() {
-                    if prev == '*' && c == '/' {
-                        break;
-                    }
-                    prev = c;
-                }
-            }
-            '"' => {
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\\' => {
-                            chars.next();
-                        }
-                        '"' => break,
-                        _ => {}
-                    }
-                }
-                out.push_str("\"\"");
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// `(top-level module, file within it)` of a source path: `onnx/builder.rs` → `("onnx",
-/// "builder")`, `onnx/mod.rs` → `("onnx", "mod")`, `graph.rs` → `("graph", "mod")`; `None` for
-/// the crate root and the binary (`lib.rs`, `main.rs`, `cli.rs`).
-fn module_of(path: &Path) -> Option<(String, String)> {
-    let parts: Vec<String> = path
-        .with_extension("")
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    match parts.as_slice() {
-        [f] if matches!(f.as_str(), "lib" | "main" | "cli") => None,
-        [f] => Some((f.clone(), "mod".to_owned())),
-        [d, f, ..] => Some((d.clone(), f.clone())),
-        [] => None,
-    }
-}
-
-/// The module paths a file names: each `crate::a::b…` and `super::a…` as its segments (brace
-/// groups `crate::{a, b::c}` expanded to their first segments).
-fn paths(code: &str, prefix: &str) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    let mut rest = code;
-    while let Some(i) = rest.find(prefix) {
-        let before = rest[..i].chars().next_back();
-        rest = &rest[i + prefix.len()..];
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-            continue;
-        }
-        if let Some(group) = rest.strip_prefix('{') {
-            // Top-level items of the group: split at commas outside nested braces.
-            let (mut depth, mut item) = (0usize, String::new());
-            for c in group.chars() {
-                match c {
-                    '{' => depth += 1,
-                    '}' if depth == 0 => break,
-                    '}' => depth -= 1,
-                    ',' if depth == 0 => {
-                        out.push(segments(&item));
-                        item.clear();
-                        continue;
-                    }
-                    _ => {}
-                }
-                item.push(c);
-            }
-            out.push(segments(&item));
-        } else {
-            out.push(segments(rest));
-        }
-    }
-    out.retain(|p| !p.is_empty());
-    out
-}
-
-/// Whether `code` has a path starting with `sub::` (not `x::sub::`).
-fn names_relative(code: &str, sub: &str) -> bool {
-    let pat = format!("{sub}::");
-    code.match_indices(&pat).any(|(i, _)| {
-        !code[..i]
-            .chars()
-            .next_back()
-            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
-    })
-}
-
-/// The leading `a::b::c` identifiers of `s`.
-fn segments(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for part in s.trim_start().split("::") {
-        let id: String = part
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect();
-        let whole = id.len() == part.trim_end().len();
-        if id.is_empty() || id == "self" {
-            break;
-        }
-        out.push(id);
-        if !whole {
-            break;
-        }
-    }
-    out
+fn converter_sources() -> Vec<Source> {
+    sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))
 }
 
 /// The dependency edges `(from, to)` between top-level modules, and between the files of
@@ -259,49 +116,6 @@ fn edges(files: &[Source]) -> (Edges, Edges, Vec<String>) {
     (top_edges, export_edges, errors)
 }
 
-/// A cycle of `edges`, if there is one (as the list of nodes on it).
-fn cycle(edges: &Edges) -> Option<Vec<String>> {
-    let mut next: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (a, b) in edges {
-        next.entry(a).or_default().push(b);
-    }
-    // Depth-first search; 1 = on the current path, 2 = done.
-    fn visit<'a>(
-        n: &'a str,
-        next: &BTreeMap<&'a str, Vec<&'a str>>,
-        state: &mut BTreeMap<&'a str, u8>,
-        path: &mut Vec<&'a str>,
-    ) -> Option<Vec<String>> {
-        match state.get(n) {
-            Some(2) => return None,
-            Some(_) => {
-                let at = path.iter().position(|p| *p == n).unwrap_or(0);
-                let mut c: Vec<String> = path[at..].iter().map(|s| (*s).to_owned()).collect();
-                c.push(n.to_owned());
-                return Some(c);
-            }
-            None => {}
-        }
-        state.insert(n, 1);
-        path.push(n);
-        for m in next.get(n).into_iter().flatten() {
-            if let Some(c) = visit(m, next, state, path) {
-                return Some(c);
-            }
-        }
-        path.pop();
-        state.insert(n, 2);
-        None
-    }
-    let mut state = BTreeMap::new();
-    for n in next.keys() {
-        if let Some(c) = visit(n, &next, &mut state, &mut Vec::new()) {
-            return Some(c);
-        }
-    }
-    None
-}
-
 /// The problems of one graph: a cycle, edges that go up the declared layers, modules that are in
 /// no layer.
 fn check_layers(
@@ -358,7 +172,7 @@ fn problems(files: &[Source]) -> Vec<String> {
 
 #[test]
 fn modules_stack_one_way() {
-    let files = sources();
+    let files = converter_sources();
     let (top_edges, export_edges, _) = edges(&files);
     eprintln!("module edges: {top_edges:?}");
     eprintln!("export/ edges: {export_edges:?}");
@@ -373,7 +187,7 @@ fn modules_stack_one_way() {
 
 #[test]
 fn the_check_finds_backward_edges_circles_and_root_paths() {
-    let files = sources();
+    let files = converter_sources();
     let with = |path: &str, line: &str| -> Vec<String> {
         let mut f = files.clone();
         let entry = f

@@ -507,7 +507,7 @@ impl Graph {
         h: usize,
         w: usize,
         d: Option<&[f32]>,
-    ) -> Result<Vec<crate::profile::NodeTime>> {
+    ) -> Result<Vec<NodeTime>> {
         let plan = self.plan(h, w)?;
         let inputs = self.inputs(lr, h, w, d)?;
         let path = &self.meta.path;
@@ -535,7 +535,7 @@ impl Graph {
             .into_iter()
             .map(|id| {
                 let node = model.node(id);
-                crate::profile::NodeTime {
+                NodeTime {
                     name: node.name.clone(),
                     op: node.op().name().to_string(),
                     ms: ns[id] as f64 / 1e6,
@@ -588,4 +588,15 @@ impl Graph {
             d_prime: vector(take(self.out_dp)?)?,
         })
     }
+}
+
+/// Time of one node of an optimized plan.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct NodeTime {
+    /// The node's name in the plan.
+    pub name: String,
+    /// tract's op name (`OptMatMul`, `Im2Col`, `DepthWise`, …).
+    pub op: String,
+    /// Milliseconds (in [`crate::profile::GraphProfile::nodes`], a median over the profiled runs).
+    pub ms: f64,
 }

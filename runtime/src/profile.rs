@@ -13,18 +13,8 @@ use std::sync::Arc;
 use tract_linalg::multithread::Executor;
 
 use crate::error::{Error, Result};
+pub use crate::graph::NodeTime;
 use crate::graph::{DirectSpatial, Graph, GraphMeta, PlanSettings};
-
-/// Time of one node of an optimized plan.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct NodeTime {
-    /// The node's name in the plan.
-    pub name: String,
-    /// tract's op name (`OptMatMul`, `Im2Col`, `DepthWise`, …).
-    pub op: String,
-    /// Milliseconds (a median over the profiled runs in [`GraphProfile::nodes`]).
-    pub ms: f64,
-}
 
 /// How [`profile_graph`] runs.
 #[derive(Clone, Debug)]

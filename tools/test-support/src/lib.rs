@@ -7,7 +7,10 @@
 //! - Comparisons with a stated tolerance: [`max_abs`], [`check`].
 //! - Running a workspace binary: [`command_for`] (through `KDSR_TEST_RUNNER`, e.g. qemu-user),
 //!   [`run_with`], [`code`], [`stderr`], [`listing`], [`s`].
+//! - A crate's module graph read from its sources: [`modules`] (no import circles).
 #![allow(clippy::unwrap_used)] // test support: a panic is the failure report
+
+pub mod modules;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
