@@ -165,7 +165,7 @@ impl KdsrConfig {
     pub fn teacher_gan() -> Self {
         Self::sized("teacher-gan", Role::Teacher, Family::RealWorld, 128, 42, 6)
     }
-    /// The edge student: C 32, N 8, R 3 — 463,739 parameters and 27.05 G MACs at LR 180×320
+    /// The edge student: C 32, N 8, R 3 — 463,739 parameters and 27.05 G MACs at LR 320×180 (W×H)
     /// (all ops; 16.4 G of them in the SR network, the rest in the IDE), small enough to train on
     /// a CPU and to run on a Raspberry Pi. The layers are the official ones; only the sizes shrink
     /// (`cargo run -p kdsr-core --example spec-table` prints these numbers).
