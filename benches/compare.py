@@ -463,7 +463,7 @@ def main() -> int:
             out = os.path.join(c["inputs"], f"out-{name}.f32")
             r = eng.load(key, c, out)
             if "error" in r:
-                notes.append(f"{name} on {c['label']} {c['h']}×{c['w']} t{c['threads']}: {r['error']}")
+                notes.append(f"{name} on {c['label']} {c['w']}×{c['h']} t{c['threads']}: {r['error']}")
                 print("  " + notes[-1], file=sys.stderr)
                 continue
             available[(key, name)] = ref if name == "kdsr-edge" else out
@@ -492,7 +492,7 @@ def main() -> int:
                     continue
                 res = engines[name].run(c["key"], a.block)
                 if "error" in res:
-                    notes.append(f"{name} on {c['label']} {c['h']}×{c['w']} t{c['threads']}, round {r + 1}: {res['error']}")
+                    notes.append(f"{name} on {c['label']} {c['w']}×{c['h']} t{c['threads']}, round {r + 1}: {res['error']}")
                     print("  " + notes[-1], file=sys.stderr)
                 else:
                     times[(c["key"], name)].extend(res["times_ms"])
@@ -529,7 +529,7 @@ def main() -> int:
         for n in names:
             v = med.get((c["key"], n))
             cells.append(fmt_ms(v, ref) if n != "onnxruntime" else fmt_ms(v, None))
-        lines.append(f"| {c['label']} | {c['h']}×{c['w']} | {c['threads']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {c['label']} | {c['w']}×{c['h']} | {c['threads']} | " + " | ".join(cells) + " |")
     lines += ["", "Outputs against onnxruntime's (max |Δ| over the SR image):", ""]
     others = [n for n in names if n != "onnxruntime"]
     lines.append("| graph | LR | threads | " + " | ".join(label.get(n, n) for n in others) + " |")
@@ -539,7 +539,7 @@ def main() -> int:
         for n in others:
             d = diffs.get((c["key"], n))
             cells.append("–" if d is None else f"{d:.1e}")
-        lines.append(f"| {c['label']} | {c['h']}×{c['w']} | {c['threads']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {c['label']} | {c['w']}×{c['h']} | {c['threads']} | " + " | ".join(cells) + " |")
     if notes:
         lines += ["", "Not measured / failures:", ""] + [f"- {n}" for n in notes]
     text = "\n".join(lines) + "\n"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kdsr-edge next to onnxruntime, OpenVINO (f32, and bf16 where the CPU has it), ncnn (via pnnx)
 # and MNN on the same ONNX files, inputs and thread counts, in one interleaved run
-# (benches/compare.py): student-edge dynamic / split SR / folded at LR 180×320 and 64×64, and a
+# (benches/compare.py): student-edge dynamic / split SR / folded at LR 320×180 (W×H) and 64×64, and a
 # random-weights student-M dynamic graph at 64×64; 1 and 2 threads; outputs cross-checked
 # against onnxruntime. Writes benches/results.md (the table README's performance section
 # shows), or with --quick (64×64, 1 thread, 2 rounds) target/tmp/kdsr-compare/table.md.
