@@ -1,7 +1,7 @@
 //! The converter's modules stack one way: every `crate::…` (and `super::…`) path in
 //! `converter/src` names a module of a lower layer than the file's own, so the import graph has
 //! no circles. The layers are declared here (and in ARCHITECTURE.md); a new module must be placed
-//! in one. The same holds between the files of `export/`.
+//! in one. The same holds between the files of `export/` and of `quantize/`.
 //!
 //! The check reads the sources as text: comments (doc links too) and `#[cfg(test)]` modules are
 //! ignored; paths through the crate root's re-exports (`crate::Network`) are refused, so that
@@ -29,6 +29,15 @@ const LAYERS: &[&[&str]] = &[
 /// The files of `export/`, lowest layer first (`mod` is `export/mod.rs`).
 const EXPORT_LAYERS: &[&[&str]] = &[&["options"], &["build"], &["check"], &["report"], &["mod"]];
 
+/// The files of `quantize/`, lowest layer first.
+const QUANTIZE_LAYERS: &[&[&str]] = &[
+    &["calibrate", "params"],
+    &["options"],
+    &["rewrite"],
+    &["report"],
+    &["mod"],
+];
+
 use kdsr_test_support::modules::{
     Edges, Source, code, cycle, module_of, names_relative, paths, sources,
 };
@@ -38,8 +47,8 @@ fn converter_sources() -> Vec<Source> {
 }
 
 /// The dependency edges `(from, to)` between top-level modules, and between the files of
-/// `export/`; errors for paths the check cannot place.
-fn edges(files: &[Source]) -> (Edges, Edges, Vec<String>) {
+/// `folder/`; errors for paths the check cannot place.
+fn edges(files: &[Source], folder: &str) -> (Edges, Edges, Vec<String>) {
     let tops: BTreeSet<String> = files
         .iter()
         .filter_map(|(p, _)| module_of(p).map(|m| m.0))
@@ -52,7 +61,7 @@ fn edges(files: &[Source]) -> (Edges, Edges, Vec<String>) {
             .map(|m| m.1)
             .collect()
     };
-    let export_files = subs("export");
+    let export_files = subs(folder);
     let (mut top_edges, mut export_edges, mut errors) =
         (BTreeSet::new(), BTreeSet::new(), Vec::new());
     for (path, text) in files {
@@ -73,7 +82,7 @@ fn edges(files: &[Source]) -> (Edges, Edges, Vec<String>) {
             if *target != top {
                 top_edges.insert((top.clone(), target.clone()));
             }
-            if top == "export" && *target == "export" {
+            if top == folder && *target == folder {
                 let to = p
                     .get(1)
                     .filter(|s| export_files.contains(*s))
@@ -84,8 +93,8 @@ fn edges(files: &[Source]) -> (Edges, Edges, Vec<String>) {
                 }
             }
         }
-        // In `export/mod.rs`, paths relative to the module itself (`build::build`).
-        if top == "export" && file == "mod" && path.ends_with("mod.rs") {
+        // In `FOLDER/mod.rs`, paths relative to the module itself (`build::build`).
+        if top == folder && file == "mod" && path.ends_with("mod.rs") {
             for sub in &export_files {
                 if names_relative(&code, sub) {
                     export_edges.insert((file.clone(), sub.clone()));
@@ -101,7 +110,7 @@ fn edges(files: &[Source]) -> (Edges, Edges, Vec<String>) {
                 ));
                 continue;
             }
-            if top == "export" {
+            if top == folder {
                 let to = if export_files.contains(&p[0]) {
                     p[0].clone()
                 } else {
@@ -147,39 +156,51 @@ fn check_layers(
     errors
 }
 
+/// The folders whose files are layered too, with their layers.
+const FOLDERS: &[(&str, &[&[&str]])] = &[("export", EXPORT_LAYERS), ("quantize", QUANTIZE_LAYERS)];
+
 /// Every problem of the sources `files`.
 fn problems(files: &[Source]) -> Vec<String> {
-    let (top_edges, export_edges, mut errors) = edges(files);
+    let (top_edges, _, mut errors) = edges(files, "export");
     let tops: BTreeSet<String> = files
         .iter()
         .filter_map(|(p, _)| module_of(p).map(|m| m.0))
         .collect();
-    let export_files: BTreeSet<String> = files
-        .iter()
-        .filter_map(|(p, _)| module_of(p))
-        .filter(|(t, _)| t == "export")
-        .map(|m| m.1)
-        .collect();
     errors.extend(check_layers("converter", &top_edges, &tops, LAYERS));
-    errors.extend(check_layers(
-        "converter/export",
-        &export_edges,
-        &export_files,
-        EXPORT_LAYERS,
-    ));
+    for (folder, layers) in FOLDERS {
+        let (_, sub_edges, _) = edges(files, folder);
+        let sub_files: BTreeSet<String> = files
+            .iter()
+            .filter_map(|(p, _)| module_of(p))
+            .filter(|(t, _)| t == folder)
+            .map(|m| m.1)
+            .collect();
+        errors.extend(check_layers(
+            &format!("converter/{folder}"),
+            &sub_edges,
+            &sub_files,
+            layers,
+        ));
+    }
     errors
 }
 
 #[test]
 fn modules_stack_one_way() {
     let files = converter_sources();
-    let (top_edges, export_edges, _) = edges(&files);
+    let (top_edges, export_edges, _) = edges(&files, "export");
+    let (_, quantize_edges, _) = edges(&files, "quantize");
     eprintln!("module edges: {top_edges:?}");
     eprintln!("export/ edges: {export_edges:?}");
+    eprintln!("quantize/ edges: {quantize_edges:?}");
     assert!(top_edges.len() > 20, "too few edges found: {top_edges:?}");
     assert!(
         export_edges.len() > 4,
         "too few edges found: {export_edges:?}"
+    );
+    assert!(
+        quantize_edges.len() > 4,
+        "too few edges found: {quantize_edges:?}"
     );
     let errors = problems(&files);
     assert!(errors.is_empty(), "{}", errors.join("\n"));
@@ -218,6 +239,16 @@ fn the_check_finds_backward_edges_circles_and_root_paths() {
     has(
         &with("export/build.rs", "use super::Report;"),
         "`build` (layer 1) uses `mod`",
+    );
+    // Within quantize/: the options reading the rewrite above them (there was a loop
+    // between quantize/mod.rs and rewrite.rs / report.rs until the options moved out of mod.rs).
+    has(
+        &with("quantize/options.rs", "use super::rewrite::rewrite;"),
+        "`options` (layer 1) uses `rewrite`",
+    );
+    has(
+        &with("quantize/rewrite.rs", "use super::QuantizeOptions;"),
+        "`rewrite` (layer 2) uses `mod`",
     );
     // A path through the root's re-exports hides the module it goes to.
     has(&with("fold.rs", "use crate::Network;"), "not a module path");

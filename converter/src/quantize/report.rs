@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use kdsr_core::Planar;
 use serde::Serialize;
 
-use super::KernelQuant;
+use super::options::KernelQuant;
 use crate::error::{ConvertError, Result};
 use crate::graph::output_floor;
 use crate::idr_source::feeds;

@@ -25,8 +25,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
 
-use super::KernelQuant;
 use super::calibrate::Range;
+use super::options::KernelQuant;
 use super::params::{PerChannel, int32_bias, per_channel_int8, to_f16, uint8_activation};
 use crate::error::{ConvertError, Result};
 use crate::graph::{Precision, keys};
