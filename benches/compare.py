@@ -9,8 +9,8 @@ Engines:
   kdsr-edge      the ``kdsr-edge`` binary users run: ``kdsr-edge bench --json`` per block (it
                  loads the model, optimizes the plan, makes one untimed call, then times the block),
                  as it runs by default; ``kdsr-edge-tract`` with tract's own ops only
-                 (``KDSR_EDGE_OPS=none``), ``kdsr-edge-winograd`` with the Winograd convolution
-                 (``KDSR_EDGE_OPS=depth-to-space,winograd``; runtime/src/ops)
+                 (``KDSR_EDGE_OPS=none``), ``kdsr-edge-no-winograd`` without the Winograd convolution
+                 (``KDSR_EDGE_OPS=depth-to-space``, the default before it; runtime/src/ops)
   onnxruntime    PyPI onnxruntime, CPUExecutionProvider, intra_op_num_threads = threads,
                  inter_op_num_threads = 1, sequential, all graph optimizations
   openvino-f32   PyPI openvino, CPU, INFERENCE_PRECISION_HINT f32, latency hint, one stream,
@@ -50,8 +50,8 @@ PAUSE_S = 0.25
 # kdsr-edge variants: KDSR_EDGE_OPS for each (None: unset, kdsr-edge's default; see runtime/src/ops).
 KDSR_VARIANTS = {
     "kdsr-edge-tract": "none",
+    "kdsr-edge-no-winograd": "depth-to-space",
     "kdsr-edge": None,
-    "kdsr-edge-winograd": "depth-to-space,winograd",
 }
 
 
@@ -504,8 +504,8 @@ def main() -> int:
     med = {k: statistics.median(v) for k, v in times.items() if v}
     label = {
         "kdsr-edge-tract": "kdsr-edge, tract ops only",
+        "kdsr-edge-no-winograd": "kdsr-edge without Winograd",
         "kdsr-edge": "kdsr-edge (default)",
-        "kdsr-edge-winograd": "kdsr-edge + Winograd",
         "onnxruntime": "onnxruntime",
         "openvino-f32": "OpenVINO f32",
         "openvino-bf16": "OpenVINO bf16",

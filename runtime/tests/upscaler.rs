@@ -136,13 +136,15 @@ fn estimate_idr_equals_the_ide_graph_and_the_dynamic_graph_output() {
     assert_eq!(idr.d_prime.len(), 64);
     assert_eq!(idr.weights_hash, up.info().weights_hash);
     assert_eq!(idr.images, 1);
+    // tract's own ops here, kdsr-edge's Winograd convolution in `up`: float32 rounding apart
+    // (measured 1.5e-8).
     let ide = run_graph(&m.dir.join("tiny-ide.onnx"), &lr);
-    check("estimate_idr D vs IDE graph", &idr.d, &ide["D"], 0.0);
+    check("estimate_idr D vs IDE graph", &idr.d, &ide["D"], 1e-6);
     check(
         "estimate_idr D' vs IDE graph",
         &idr.d_prime,
         &ide["D_prime"],
-        0.0,
+        1e-6,
     );
     let dynamic = run_graph(&m.dynamic, &lr);
     check(

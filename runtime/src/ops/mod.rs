@@ -5,7 +5,7 @@
 //! - [`depth_to_space`]: ONNX `DepthToSpace` in one pass, instead of the reshape / two axis moves
 //!   / reshape chain tract-onnx expands it into (each axis move a strided copy).
 //! - [`winograd`]: dense 3×3 convolutions (stride 1, dilation 1, one group, padding 1, constant
-//!   float32 weights) by Winograd F(2,3).
+//!   float32 weights) by Winograd F(4,3).
 //!
 //! `KDSR_EDGE_OPS` ([`OPS_VAR`]) picks which are substituted: a comma-separated list of
 //! `depth-to-space` and `winograd`, or `none` for tract's own ops only (A/B measurements); unset,
@@ -23,7 +23,7 @@ use tract_onnx::tract_core::ops::nn::DataFormat;
 pub const OPS_VAR: &str = "KDSR_EDGE_OPS";
 
 /// What is substituted when [`OPS_VAR`] is unset.
-pub const DEFAULT_OPS: &str = "depth-to-space";
+pub const DEFAULT_OPS: &str = "depth-to-space,winograd";
 
 /// Which ops [`rewrite`] substitutes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

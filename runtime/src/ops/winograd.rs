@@ -1,38 +1,56 @@
 //! Dense 3×3 convolutions (stride 1, dilation 1, one group, padding 1 on every side, float32,
-//! NCHW) by Winograd F(2,3): 2.25× fewer multiplications than the direct product.
+//! NCHW) by Winograd F(4,3): 4× fewer multiplications than the direct product.
 //!
-//! Per 2×2 output tile and input channel, the 4×4 input patch `d` becomes `V = Bᵀ d B`; the
+//! Per 4×4 output tile and input channel, the 6×6 input patch `d` becomes `V = Bᵀ d B`; the
 //! weights `g` of each (output, input) channel pair become `U = G g Gᵀ` once, when the op is
-//! built ([`Winograd3x3::new`]); for each of the 16 positions ξ of the 4×4 transform domain
+//! built ([`Winograd3x3::new`]); for each of the 36 positions ξ of the 6×6 transform domain
 //! `M[ξ] = U[ξ] · V[ξ]` is one matrix product (OC × IC by IC × tiles, `ndarray`'s
 //! `general_mat_mul`, which runs the `matrixmultiply` crate's AVX/FMA or NEON sgemm kernels); the
-//! output tile is `Aᵀ m A` plus the bias. The padding is read as zeros while patches are
-//! gathered, so there is no padded copy of the input. Tiles are processed in chunks of whole
-//! tile rows, in parallel on tract's executor (the runtime's threads) when it has several.
+//! output tile is `Aᵀ M A` plus the bias. The matrices are Lavin & Gray's (interpolation points
+//! 0, ±1, ±2, ∞), as in ncnn and NNPACK. The padding is read as zeros while patches are
+//! gathered, so there is no padded copy of the input.
 //!
-//! Accuracy: the transforms only add, subtract and halve, so the result differs from the direct
-//! sum by float32 rounding; `tests` bound it against a naive convolution.
+//! Work is split into chunks of whole tile rows; a chunk runs all three phases (input transform,
+//! the 36 products, output transform into its own rows of every output plane) on one thread, so
+//! with several threads (tract's executor, the runtime's `--threads`) the chunks run side by side
+//! with one hand-off per convolution. Each thread keeps its scratch (transformed input and
+//! products) across calls, so steady-state calls allocate only the output.
+//!
+//! Accuracy: the transforms multiply by small constants (¼, ⅙, 1/12, 1/24, 2, 4, 5, 8), so the
+//! result differs from the direct sum by float32 rounding, a little more than F(2,3)'s; `tests`
+//! bound it against a naive convolution.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use tract_linalg::multithread::{Executor, current_tract_executor};
 use tract_onnx::prelude::tract_ndarray::linalg::general_mat_mul;
-use tract_onnx::prelude::tract_ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+use tract_onnx::prelude::tract_ndarray::{ArrayView2, ArrayViewMut2};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-/// Tiles per chunk aimed at (rounded to whole tile rows): big enough for efficient products and
-/// few thread hand-offs, small enough that a chunk's transformed input and products stay small.
-const CHUNK_TILES: usize = 256;
+/// Output tile side.
+const TILE: usize = 4;
+/// Input patch side (`TILE` + 2).
+const PATCH: usize = 6;
+/// Positions of the transform domain (`PATCH`²).
+const XI: usize = PATCH * PATCH;
 
-/// A 3×3 convolution by Winograd F(2,3) (see the module docs).
+/// Tiles per chunk aimed at (rounded to whole tile rows): big enough for efficient products,
+/// small enough that a chunk's transformed input (`36 × IC × tiles`) stays in L2.
+const CHUNK_TILES: usize = 64;
+
+/// Chunks aimed at per thread, so that threads finishing early find work left.
+const CHUNKS_PER_THREAD: usize = 4;
+
+/// A 3×3 convolution by Winograd F(4,3) (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Winograd3x3 {
     /// Input channels.
     pub ic: usize,
     /// Output channels.
     pub oc: usize,
-    /// Transformed weights `[16, oc, ic]`.
+    /// Transformed weights `[36, oc, ic]`.
     u: Arc<Vec<f32>>,
     /// `[oc]`.
     bias: Arc<Vec<f32>>,
@@ -51,61 +69,124 @@ impl PartialEq for Winograd3x3 {
 
 impl Eq for Winograd3x3 {}
 
-/// `G g Gᵀ` of one 3×3 kernel (row-major), row-major 4×4.
-fn transform_kernel(g: &[f32]) -> [f32; 16] {
-    let mut t = [[0f32; 3]; 4];
+/// `G g` for one column `g` of a 3×3 kernel.
+#[inline(always)]
+fn g_col([g0, g1, g2]: [f32; 3]) -> [f32; PATCH] {
+    [
+        g0 / 4.0,
+        -(g0 + g1 + g2) / 6.0,
+        -(g0 - g1 + g2) / 6.0,
+        g0 / 24.0 + g1 / 12.0 + g2 / 6.0,
+        g0 / 24.0 - g1 / 12.0 + g2 / 6.0,
+        g2,
+    ]
+}
+
+/// `Bᵀ d` for one column `d` of a 6×6 patch (works lane-wise on rows too).
+#[inline(always)]
+fn bt_col([d0, d1, d2, d3, d4, d5]: [f32; PATCH]) -> [f32; PATCH] {
+    [
+        4.0 * d0 - 5.0 * d2 + d4,
+        -4.0 * d1 - 4.0 * d2 + d3 + d4,
+        4.0 * d1 - 4.0 * d2 - d3 + d4,
+        -2.0 * d1 - d2 + 2.0 * d3 + d4,
+        2.0 * d1 - d2 - 2.0 * d3 + d4,
+        4.0 * d1 - 5.0 * d3 + d5,
+    ]
+}
+
+/// `Aᵀ m` for one column `m` of a 6×6 product.
+#[inline(always)]
+fn at_col([m0, m1, m2, m3, m4, m5]: [f32; PATCH]) -> [f32; TILE] {
+    [
+        m0 + m1 + m2 + m3 + m4,
+        m1 - m2 + 2.0 * m3 - 2.0 * m4,
+        m1 + m2 + 4.0 * m3 + 4.0 * m4,
+        m1 - m2 + 8.0 * m3 - 8.0 * m4 + m5,
+    ]
+}
+
+/// `G g Gᵀ` of one 3×3 kernel (row-major), row-major 6×6.
+fn transform_kernel(g: &[f32]) -> [f32; XI] {
+    // Columns first: t[r][c] = (G g)[r][c].
+    let mut t = [[0f32; 3]; PATCH];
     for c in 0..3 {
-        let (g0, g1, g2) = (g[c], g[3 + c], g[6 + c]);
-        t[0][c] = g0;
-        t[1][c] = 0.5 * (g0 + g1 + g2);
-        t[2][c] = 0.5 * (g0 - g1 + g2);
-        t[3][c] = g2;
+        for (r, v) in g_col([g[c], g[3 + c], g[6 + c]]).into_iter().enumerate() {
+            t[r][c] = v;
+        }
     }
-    let mut u = [0f32; 16];
-    for r in 0..4 {
-        let [a, b, c] = t[r];
-        u[r * 4] = a;
-        u[r * 4 + 1] = 0.5 * (a + b + c);
-        u[r * 4 + 2] = 0.5 * (a - b + c);
-        u[r * 4 + 3] = c;
+    let mut u = [0f32; XI];
+    for (r, row) in t.iter().enumerate() {
+        u[r * PATCH..][..PATCH].copy_from_slice(&g_col(*row));
     }
     u
 }
 
-/// `Bᵀ d B` of one 4×4 patch, in place (row-major).
+/// `out[k][x] = (Bᵀ [d₀[x] … d₅[x]])[k]` for `x < n`: [`bt_col`] on every lane.
 #[inline(always)]
-fn transform_input(d: &mut [f32; 16]) {
-    for c in 0..4 {
-        let (d0, d1, d2, d3) = (d[c], d[4 + c], d[8 + c], d[12 + c]);
-        d[c] = d0 - d2;
-        d[4 + c] = d1 + d2;
-        d[8 + c] = d2 - d1;
-        d[12 + c] = d1 - d3;
-    }
-    for r in 0..4 {
-        let (x0, x1, x2, x3) = (d[r * 4], d[r * 4 + 1], d[r * 4 + 2], d[r * 4 + 3]);
-        d[r * 4] = x0 - x2;
-        d[r * 4 + 1] = x1 + x2;
-        d[r * 4 + 2] = x2 - x1;
-        d[r * 4 + 3] = x1 - x3;
+fn bt_lanes(d: [&[f32]; PATCH], out: [&mut [f32]; PATCH], n: usize) {
+    let [d0, d1, d2, d3, d4, d5] = d.map(|s| &s[..n]);
+    let [o0, o1, o2, o3, o4, o5] = out.map(|s| &mut s[..n]);
+    for x in 0..n {
+        let [r0, r1, r2, r3, r4, r5] = bt_col([d0[x], d1[x], d2[x], d3[x], d4[x], d5[x]]);
+        o0[x] = r0;
+        o1[x] = r1;
+        o2[x] = r2;
+        o3[x] = r3;
+        o4[x] = r4;
+        o5[x] = r5;
     }
 }
 
-/// `Aᵀ m A` of one 4×4 product, row-major 2×2.
+/// `out[k][x] = (Aᵀ [m₀[x] … m₅[x]])[k]` for `x < n`: [`at_col`] on every lane.
 #[inline(always)]
-fn transform_output(m: &[f32; 16]) -> [f32; 4] {
-    let mut s = [[0f32; 4]; 2];
-    for c in 0..4 {
-        let (m0, m1, m2, m3) = (m[c], m[4 + c], m[8 + c], m[12 + c]);
-        s[0][c] = m0 + m1 + m2;
-        s[1][c] = m1 - m2 - m3;
+fn at_lanes(m: [&[f32]; PATCH], out: [&mut [f32]; TILE], n: usize) {
+    let [m0, m1, m2, m3, m4, m5] = m.map(|s| &s[..n]);
+    let [o0, o1, o2, o3] = out.map(|s| &mut s[..n]);
+    for x in 0..n {
+        let [r0, r1, r2, r3] = at_col([m0[x], m1[x], m2[x], m3[x], m4[x], m5[x]]);
+        o0[x] = r0;
+        o1[x] = r1;
+        o2[x] = r2;
+        o3[x] = r3;
     }
-    [
-        s[0][0] + s[0][1] + s[0][2],
-        s[0][1] - s[0][2] - s[0][3],
-        s[1][0] + s[1][1] + s[1][2],
-        s[1][1] - s[1][2] - s[1][3],
-    ]
+}
+
+/// The first `N` rows of `n` values of `buf`, each mutable on its own.
+fn split_rows_mut<const N: usize>(buf: &mut [f32], n: usize) -> [&mut [f32]; N] {
+    let mut rest = &mut buf[..N * n];
+    std::array::from_fn(|_| {
+        let (row, tail) = std::mem::take(&mut rest).split_at_mut(n);
+        rest = tail;
+        row
+    })
+}
+
+/// The first `N` rows of `n` values of `buf`.
+fn split_rows<const N: usize>(buf: &[f32], n: usize) -> [&[f32]; N] {
+    std::array::from_fn(|i| &buf[i * n..][..n])
+}
+
+/// A thread's scratch, kept across calls: the transformed input `[36, ic, tiles]`, the
+/// products `[36, oc, tiles]` of its current chunk, and the per-row buffers of the transforms.
+struct Scratch {
+    v: Vec<f32>,
+    m: Vec<f32>,
+    work: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = const {
+        RefCell::new(Scratch { v: Vec::new(), m: Vec::new(), work: Vec::new() })
+    };
+}
+
+/// `buf` with at least `n` elements, its first `n`.
+fn at_least(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if buf.len() < n {
+        buf.resize(n, 0.0);
+    }
+    &mut buf[..n]
 }
 
 impl Winograd3x3 {
@@ -115,7 +196,7 @@ impl Winograd3x3 {
             weights.len() == oc * ic * 9,
             "Winograd3x3: {oc}×{ic}×3×3 weights expected"
         );
-        let mut u = vec![0f32; 16 * oc * ic];
+        let mut u = vec![0f32; XI * oc * ic];
         for o in 0..oc {
             for i in 0..ic {
                 let t = transform_kernel(&weights[(o * ic + i) * 9..][..9]);
@@ -143,61 +224,113 @@ impl Winograd3x3 {
         })
     }
 
-    /// The convolution of `x` `[n, ic, h, w]` into `y` `[n, oc, h, w]`.
-    ///
-    /// Tiles go in chunks of whole tile rows; per chunk three phases, each split over the
-    /// executor's threads: input transform (per input channel, into `v` `[ic, 16, tiles]`), the
-    /// 16 products (per ξ, into `m` `[16, oc, tiles]`), output transform (per output channel,
-    /// straight into `y`). `v` and `m` are allocated once per call.
+    /// The convolution of `x` `[n, ic, h, w]` into `y` `[n, oc, h, w]`, on tract's executor
+    /// threads when it has several.
     pub fn run(&self, x: &[f32], y: &mut [f32], n: usize, h: usize, w: usize) -> TractResult<()> {
-        let (ic, oc) = (self.ic, self.oc);
-        let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
-        let rows_per_chunk = (CHUNK_TILES / tw.max(1)).max(1).min(th.max(1));
-        let cap = rows_per_chunk * tw;
-        let mut v = vec![0f32; ic * 16 * cap];
-        let mut m = vec![0f32; 16 * oc * cap];
         let pool = match current_tract_executor() {
             Executor::MultiThread(pool) => Some(pool),
             _ => None,
         };
-        for ni in 0..n {
-            let xi = &x[ni * ic * h * w..][..ic * h * w];
-            let yi = &mut y[ni * oc * h * w..][..oc * h * w];
-            for ty0 in (0..th).step_by(rows_per_chunk) {
-                let ty1 = (ty0 + rows_per_chunk).min(th);
-                let tiles = (ty1 - ty0) * tw;
-                let v = &mut v[..ic * 16 * tiles];
-                let m = &mut m[..16 * oc * tiles];
-                let pool = pool.as_deref();
-                each_chunk(pool, v, 16 * tiles, |(c, vc)| {
-                    input_tiles(&xi[c * h * w..][..h * w], h, w, ty0, ty1, vc);
-                    Ok(())
-                })?;
-                each_chunk(pool, m, oc * tiles, |(k, mk)| self.product(k, v, tiles, mk))?;
-                each_chunk(pool, yi, h * w, |(o, yo)| {
-                    self.output_tiles(o, m, tiles, h, w, ty0, ty1, yo);
-                    Ok(())
-                })?;
+        self.run_on(pool.as_deref(), x, y, n, h, w)
+    }
+
+    /// [`Self::run`] on `pool`'s threads, or the calling thread's.
+    ///
+    /// The image is cut into chunks of whole tile rows; each chunk (one image, tile rows
+    /// `ty0..ty1`) gets its own rows `4·ty0 .. min(4·ty1, h)` of every output plane of its image.
+    fn run_on(
+        &self,
+        pool: Option<&rayon::ThreadPool>,
+        x: &[f32],
+        y: &mut [f32],
+        n: usize,
+        h: usize,
+        w: usize,
+    ) -> TractResult<()> {
+        let (ic, oc) = (self.ic, self.oc);
+        ensure!(
+            x.len() == n * ic * h * w && y.len() == n * oc * h * w,
+            "Winograd3x3: buffers do not match [{n}, {ic}|{oc}, {h}, {w}]"
+        );
+        if n == 0 || h == 0 || w == 0 {
+            return Ok(());
+        }
+        let (th, tw) = (h.div_ceil(TILE), w.div_ceil(TILE));
+        let threads = pool.map_or(1, |p| p.current_num_threads());
+        let mut rows = (CHUNK_TILES / tw).clamp(1, th);
+        if threads > 1 {
+            // Enough chunks for every thread, when the image has the rows.
+            let per_image = (CHUNKS_PER_THREAD * threads).div_ceil(n);
+            rows = rows.min(th.div_ceil(per_image)).max(1);
+        }
+        let per_image = th.div_ceil(rows);
+        // Each chunk's rows of every output plane of its image: bands[job][o].
+        let mut bands: Vec<Vec<&mut [f32]>> =
+            (0..n * per_image).map(|_| Vec::with_capacity(oc)).collect();
+        for (p, plane) in y.chunks_mut(h * w).enumerate() {
+            let ni = p / oc;
+            for (ci, band) in plane.chunks_mut(rows * TILE * w).enumerate() {
+                bands[ni * per_image + ci].push(band);
             }
+        }
+        let chunk = |(job, mut out): (usize, Vec<&mut [f32]>)| -> TractResult<()> {
+            let (ni, ci) = (job / per_image, job % per_image);
+            let ty0 = ci * rows;
+            let ty1 = (ty0 + rows).min(th);
+            let xi = &x[ni * ic * h * w..][..ic * h * w];
+            SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                self.chunk(xi, &mut out, h, w, ty0, ty1, &mut s)
+            })
+        };
+        match pool {
+            Some(pool) if bands.len() > 1 => pool.install(|| {
+                use rayon::prelude::*;
+                bands.into_par_iter().enumerate().try_for_each(chunk)
+            }),
+            _ => bands.into_iter().enumerate().try_for_each(chunk),
+        }
+    }
+
+    /// Tile rows `ty0..ty1` of one image: `xi` `[ic, h, w]` into `out`, the rows
+    /// `4·ty0 .. min(4·ty1, h)` of each of its `oc` output planes.
+    #[allow(clippy::too_many_arguments)]
+    fn chunk(
+        &self,
+        xi: &[f32],
+        out: &mut [&mut [f32]],
+        h: usize,
+        w: usize,
+        ty0: usize,
+        ty1: usize,
+        s: &mut Scratch,
+    ) -> TractResult<()> {
+        let (ic, oc) = (self.ic, self.oc);
+        let tw = w.div_ceil(TILE);
+        let tiles = (ty1 - ty0) * tw;
+        let v = at_least(&mut s.v, XI * ic * tiles);
+        let m = at_least(&mut s.m, XI * oc * tiles);
+        let work = at_least(&mut s.work, work_len(tw));
+        for c in 0..ic {
+            input_tiles(&xi[c * h * w..][..h * w], h, w, ty0, ty1, c, ic, v, work);
+        }
+        for k in 0..XI {
+            let a = ArrayView2::from_shape((oc, ic), &self.u[k * oc * ic..][..oc * ic])?;
+            let b = ArrayView2::from_shape((ic, tiles), &v[k * ic * tiles..][..ic * tiles])?;
+            let mut c =
+                ArrayViewMut2::from_shape((oc, tiles), &mut m[k * oc * tiles..][..oc * tiles])?;
+            general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+        }
+        for (o, rows) in out.iter_mut().enumerate() {
+            self.output_tiles(o, m, tiles, h, w, ty0, ty1, rows, work);
         }
         Ok(())
     }
 
-    /// `m[ξ] = U[ξ] · V[ξ]` (`oc × ic` by `ic × tiles`); `v` is `[ic, 16, tiles]`.
-    fn product(&self, xi: usize, v: &[f32], tiles: usize, mx: &mut [f32]) -> TractResult<()> {
-        let (ic, oc) = (self.ic, self.oc);
-        let a = ArrayView2::from_shape((oc, ic), &self.u[xi * oc * ic..][..oc * ic]);
-        let b = ArrayView2::from_shape(
-            (ic, tiles).strides((16 * tiles, 1)),
-            &v[xi * tiles..][..(ic - 1) * 16 * tiles + tiles],
-        );
-        let mut c = ArrayViewMut2::from_shape((oc, tiles), mx)?;
-        general_mat_mul(1.0, &a?, &b?, 0.0, &mut c);
-        Ok(())
-    }
-
-    /// Output channel `o`'s tile rows `ty0..ty1` from `m` `[16, oc, tiles]`, plus the bias,
-    /// into its plane `yo` `[h, w]`.
+    /// Output channel `o`'s tile rows `ty0..ty1` from `m` `[36, oc, tiles]`, plus the bias,
+    /// into `rows`: output rows `4·ty0 ..` of its plane, `w` wide. Each tile row goes through
+    /// `Aᵀ · A` lane-wise (one lane per tile), then its four output rows are interleaved.
+    #[allow(clippy::too_many_arguments)]
     fn output_tiles(
         &self,
         o: usize,
@@ -207,80 +340,105 @@ impl Winograd3x3 {
         w: usize,
         ty0: usize,
         ty1: usize,
-        yo: &mut [f32],
+        rows: &mut [f32],
+        work: &mut [f32],
     ) {
-        let (oc, tw) = (self.oc, w.div_ceil(2));
+        let (oc, tw) = (self.oc, w.div_ceil(TILE));
         let bias = self.bias[o];
+        // s: [6 (column l), 4 (row r), tw]; f: [4 (r), 4 (column), tw]; line: 4·tw.
+        let (s, rest) = work.split_at_mut(PATCH * TILE * tw);
+        let (f, rest) = rest.split_at_mut(TILE * TILE * tw);
+        let line = &mut rest[..TILE * tw];
         for ty in ty0..ty1 {
-            for tx in 0..tw {
-                let t = (ty - ty0) * tw + tx;
-                let mut p = [0f32; 16];
-                for (xi, val) in p.iter_mut().enumerate() {
-                    *val = m[(xi * oc + o) * tiles + t];
+            let t0 = (ty - ty0) * tw;
+            let mrow = |k: usize| &m[(k * oc + o) * tiles + t0..][..tw];
+            for l in 0..PATCH {
+                let col = std::array::from_fn(|i| mrow(i * PATCH + l));
+                at_lanes(col, split_rows_mut(&mut s[l * TILE * tw..], tw), tw);
+            }
+            for r in 0..TILE {
+                let row = std::array::from_fn(|l| &s[(l * TILE + r) * tw..][..tw]);
+                at_lanes(row, split_rows_mut(&mut f[r * TILE * tw..], tw), tw);
+            }
+            for r in 0..TILE.min(h - TILE * ty) {
+                let [f0, f1, f2, f3] = split_rows::<TILE>(&f[r * TILE * tw..], tw);
+                for (tx, q) in line.chunks_exact_mut(TILE).enumerate() {
+                    q[0] = f0[tx] + bias;
+                    q[1] = f1[tx] + bias;
+                    q[2] = f2[tx] + bias;
+                    q[3] = f3[tx] + bias;
                 }
-                let y4 = transform_output(&p);
-                for r in 0..2 {
-                    let y = 2 * ty + r;
-                    if y >= h {
-                        continue;
-                    }
-                    for k in 0..2 {
-                        let xx = 2 * tx + k;
-                        if xx < w {
-                            yo[y * w + xx] = y4[r * 2 + k] + bias;
-                        }
-                    }
-                }
+                let y = TILE * (ty - ty0) + r;
+                rows[y * w..][..w].copy_from_slice(&line[..w]);
             }
         }
     }
 }
 
-/// `f` on every `size`-long chunk of `data` (with its index), on `pool`'s threads when there is
-/// one.
-fn each_chunk<F>(
-    pool: Option<&rayon::ThreadPool>,
-    data: &mut [f32],
-    size: usize,
-    f: F,
-) -> TractResult<()>
-where
-    F: Fn((usize, &mut [f32])) -> TractResult<()> + Sync + Send,
-{
-    match pool {
-        Some(pool) => pool.install(|| {
-            use rayon::prelude::*;
-            data.par_chunks_mut(size).enumerate().try_for_each(f)
-        }),
-        None => data.chunks_mut(size).enumerate().try_for_each(f),
-    }
+/// The length of the per-row buffers [`input_tiles`] and [`Winograd3x3::output_tiles`] use
+/// for `tw` tiles a row.
+fn work_len(tw: usize) -> usize {
+    let wp = TILE * (tw + 1);
+    let input = 2 * PATCH * wp + TILE * (tw + 1) + PATCH * tw;
+    let output = PATCH * TILE * tw + TILE * TILE * tw + TILE * tw;
+    input.max(output)
 }
 
-/// The transformed 4×4 patches of tile rows `ty0..ty1` of one input plane `[h, w]` (zero
-/// padding 1), into `vc` `[16, tiles]`.
-fn input_tiles(plane: &[f32], h: usize, w: usize, ty0: usize, ty1: usize, vc: &mut [f32]) {
-    let tw = w.div_ceil(2);
+/// The transformed 6×6 patches of tile rows `ty0..ty1` of input channel `c`'s plane `[h, w]`
+/// (zero padding 1), into `v` `[36, ic, tiles]`. Per tile row: its six input rows, zero-padded,
+/// go through `Bᵀ ·` lane-wise (one lane per column); each result row is split into its four
+/// phases (columns 4·tx + p), so `· B` runs lane-wise too (one lane per tile).
+#[allow(clippy::too_many_arguments)]
+fn input_tiles(
+    plane: &[f32],
+    h: usize,
+    w: usize,
+    ty0: usize,
+    ty1: usize,
+    c: usize,
+    ic: usize,
+    v: &mut [f32],
+    work: &mut [f32],
+) {
+    let tw = w.div_ceil(TILE);
     let tiles = (ty1 - ty0) * tw;
+    // A padded row holds columns -1 .. 4·tw + 2 of the input (zeros outside it).
+    let wp = TILE * (tw + 1);
+    let (pad, rest) = work.split_at_mut(PATCH * wp);
+    let (tb, rest) = rest.split_at_mut(PATCH * wp);
+    let (ph, rest) = rest.split_at_mut(TILE * (tw + 1));
+    let hv = &mut rest[..PATCH * tw];
     for ty in ty0..ty1 {
-        for tx in 0..tw {
-            let mut d = [0f32; 16];
-            for r in 0..4 {
-                let y = (2 * ty + r) as isize - 1;
-                if y < 0 || y >= h as isize {
-                    continue;
-                }
-                let row = &plane[y as usize * w..][..w];
-                for k in 0..4 {
-                    let xx = (2 * tx + k) as isize - 1;
-                    if xx >= 0 && xx < w as isize {
-                        d[r * 4 + k] = row[xx as usize];
-                    }
-                }
+        for (j, row) in pad.chunks_exact_mut(wp).enumerate() {
+            let y = (TILE * ty + j).wrapping_sub(1);
+            row.fill(0.0);
+            if y < h {
+                row[1..=w].copy_from_slice(&plane[y * w..][..w]);
             }
-            transform_input(&mut d);
-            let t = (ty - ty0) * tw + tx;
-            for (xi, val) in d.iter().enumerate() {
-                vc[xi * tiles + t] = *val;
+        }
+        bt_lanes(split_rows(pad, wp), split_rows_mut(tb, wp), wp);
+        let t0 = (ty - ty0) * tw;
+        for i in 0..PATCH {
+            let row = &tb[i * wp..][..wp];
+            let [e0, e1, e2, e3] = split_rows_mut::<TILE>(ph, tw + 1);
+            for (tx, q) in row.chunks_exact(TILE).enumerate() {
+                e0[tx] = q[0];
+                e1[tx] = q[1];
+                e2[tx] = q[2];
+                e3[tx] = q[3];
+            }
+            let [e0, e1, e2, e3] = split_rows::<TILE>(ph, tw + 1);
+            let cols = [
+                &e0[..tw],
+                &e1[..tw],
+                &e2[..tw],
+                &e3[..tw],
+                &e0[1..],
+                &e1[1..],
+            ];
+            bt_lanes(cols, split_rows_mut(hv, tw), tw);
+            for (k, vals) in hv.chunks_exact(tw).enumerate() {
+                v[((i * PATCH + k) * ic + c) * tiles + t0..][..tw].copy_from_slice(vals);
             }
         }
     }
@@ -292,7 +450,7 @@ impl Op for Winograd3x3 {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("F(2,3), {}→{} channels", self.ic, self.oc)])
+        Ok(vec![format!("F(4,3), {}→{} channels", self.ic, self.oc)])
     }
 
     op_as_typed_op!();
@@ -391,31 +549,61 @@ mod tests {
             .collect()
     }
 
-    /// Random weights and inputs, odd and even sizes, several chunks: within 1e-5 × the sum of
-    /// |terms| of each output (float32 rounding of the transforms and products).
+    /// Random weights and inputs, odd and even sizes, one and two images, several chunks, on
+    /// the calling thread and on pools of 2 and 3 threads: within 1e-5 × 9·IC of the f64 direct
+    /// sum (values in [-1, 1); float32 rounding of the transforms and products). The threaded
+    /// runs must equal the single-threaded one exactly (each chunk does the same arithmetic).
     #[test]
     fn matches_the_direct_sum() {
-        for &(ic, oc, h, w) in &[
-            (3, 5, 7, 9),
-            (8, 4, 1, 1),
-            (4, 6, 2, 3),
-            (16, 8, 33, 40),
-            (3, 2, 61, 500),
+        let pools: Vec<rayon::ThreadPool> = [2, 3]
+            .iter()
+            .map(|&t| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .expect("pool")
+            })
+            .collect();
+        let mut worst = 0f64;
+        for &(n, ic, oc, h, w) in &[
+            (1, 3, 5, 7, 9),
+            (1, 8, 4, 1, 1),
+            (1, 4, 6, 2, 3),
+            (2, 4, 3, 5, 6),
+            (1, 16, 8, 33, 40),
+            (2, 32, 32, 21, 70),
+            (1, 3, 2, 61, 500),
         ] {
-            let x = values(ic * h * w, 1);
+            let x = values(n * ic * h * w, 1);
             let wts = values(oc * ic * 9, 2);
             let b = values(oc, 3);
             let op = Winograd3x3::new(&wts, Some(&b), oc, ic).expect("op");
-            let mut y = vec![0f32; oc * h * w];
-            op.run(&x, &mut y, 1, h, w).expect("run");
-            let want = naive(&x, &wts, &b, ic, oc, h, w);
+            let mut y = vec![0f32; n * oc * h * w];
+            op.run_on(None, &x, &mut y, n, h, w).expect("run");
             let bound = 1e-5 * (ic * 9) as f64;
-            for (i, (g, r)) in y.iter().zip(&want).enumerate() {
+            for ni in 0..n {
+                let want = naive(&x[ni * ic * h * w..][..ic * h * w], &wts, &b, ic, oc, h, w);
+                let got = &y[ni * oc * h * w..][..oc * h * w];
+                for (i, (g, r)) in got.iter().zip(&want).enumerate() {
+                    let e = (f64::from(*g) - r).abs();
+                    worst = worst.max(e / (ic * 9) as f64);
+                    assert!(
+                        e <= bound,
+                        "{ic}→{oc} {h}x{w} image {ni}: output {i}: {g} vs {r}"
+                    );
+                }
+            }
+            for pool in &pools {
+                let mut yp = vec![f32::NAN; n * oc * h * w];
+                op.run_on(Some(pool), &x, &mut yp, n, h, w).expect("run");
+                let same = y.iter().zip(&yp).all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(
-                    (f64::from(*g) - r).abs() <= bound,
-                    "{ic}→{oc} {h}x{w}: output {i}: {g} vs {r}"
+                    same,
+                    "{ic}→{oc} {h}x{w} n {n}: {} threads differ",
+                    pool.current_num_threads()
                 );
             }
         }
+        eprintln!("Winograd F(4,3): worst |error| / (9·IC) {worst:.2e}");
     }
 }
