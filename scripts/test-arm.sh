@@ -34,36 +34,19 @@ run() {
 #   and the same parity tests.
 # The CLI's file handling (cli, anywhere: ~9 minutes under qemu) is the same code on every
 # architecture; it runs natively in scripts/test.sh and under qemu with --full.
-# The tiling tests check the tile grid and seams, which do not depend on the convolution's
-# kernel; under qemu they took 1,219 s with the Winograd convolution (emulated NEON floating
-# point) and 253 s before it (stop 19), so CI runs them with KDSR_EDGE_OPS=depth-to-space (`tiling_aarch64`);
-# the Winograd op itself is checked on ARM by --lib, ops, models, upscaler and stream.
-aarch64_tests=(--lib --test upscaler --test ops --test models --test fuzz --test stream)
-aarch64_tiling=(--test tiling)
+aarch64_tests=(--lib --test upscaler --test ops --test models --test tiling --test fuzz --test stream)
 armv7_tests=(--lib --test upscaler --test ops --test models --test fuzz --test bad_inputs)
 if [[ "${2:-}" == "--full" ]]; then
   aarch64_tests=()
-  aarch64_tiling=()
   armv7_tests=()
 fi
 aarch64=(aarch64-unknown-linux-gnu "qemu-aarch64 -L /usr/aarch64-linux-gnu")
-# The tiling tests on aarch64 without the Winograd convolution (see above); with --full they ran
-# in the main selection already.
-tiling_aarch64() {
-  if ((${#aarch64_tiling[@]})); then
-    KDSR_EDGE_OPS=depth-to-space run "${aarch64[@]}" "${aarch64_tiling[@]}"
-  fi
-}
 armv7=(armv7-unknown-linux-gnueabihf "qemu-arm -L /usr/arm-linux-gnueabihf")
 case "$which_arch" in
-  aarch64)
-    run "${aarch64[@]}" "${aarch64_tests[@]}"
-    tiling_aarch64
-    ;;
+  aarch64) run "${aarch64[@]}" "${aarch64_tests[@]}" ;;
   armv7) run "${armv7[@]}" "${armv7_tests[@]}" ;;
   all)
     run "${aarch64[@]}" "${aarch64_tests[@]}"
-    tiling_aarch64
     run "${armv7[@]}" "${armv7_tests[@]}"
     ;;
   *) echo "usage: $0 [aarch64|armv7|all] [--full]" >&2; exit 2 ;;
