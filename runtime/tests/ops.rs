@@ -28,6 +28,7 @@ fn plan(set: OpSet, h: usize, w: usize) -> (Arc<TypedRunnableModel>, kdsr_runtim
     let done = kdsr_runtime::ops::Rewrites {
         depth_to_space: before.depth_to_space,
         winograd: after.winograd,
+        fused: after.fused,
     };
     (
         typed.into_optimized().unwrap().into_runnable().unwrap(),
@@ -66,7 +67,8 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 /// but without tract's axis moves next to them tract optimizes the neighbouring convolutions
 /// differently (measured 6e-7; tolerance 1e-5); Winograd F(4,3) changes float32 rounding only:
 /// within 1e-4 on an output in
-/// [0, 1] after every dense 3×3 convolution is substituted (the tolerance of tiled = untiled).
+/// [0, 1] after every dense 3×3 convolution is substituted (the tolerance of tiled = untiled),
+/// with the LeakyReLUs, residual adds and depth-to-space that follow them fused in.
 #[test]
 fn substituted_ops_give_tracts_output_on_trained_weights() {
     let (h, w) = (37, 45);
@@ -90,6 +92,9 @@ fn substituted_ops_give_tracts_output_on_trained_weights() {
     let (p, done) = plan(all, h, w);
     // head, 8 block convs, body tail, 2 upsampler, tail: 13 in the SR network, more in the IDE.
     assert!(done.winograd >= 13, "{done:?}");
+    // Fused into them: 9 residual adds and the 2 depth-to-space in the SR network, LeakyReLUs
+    // and residual adds in the IDE.
+    assert!(done.fused >= 11, "{done:?}");
     let d = max_diff(&reference, &sr(&p, &x));
     eprintln!("Winograd F(4,3) vs tract, student-edge dynamic {h}x{w}: max |Δ| {d:.2e}, {done:?}");
     assert!(d <= 1e-4, "max |Δ| {d}");

@@ -5,7 +5,8 @@
 //! - [`depth_to_space`]: ONNX `DepthToSpace` in one pass, instead of the reshape / two axis moves
 //!   / reshape chain tract-onnx expands it into (each axis move a strided copy).
 //! - [`winograd`]: dense 3×3 convolutions (stride 1, dilation 1, one group, padding 1, constant
-//!   float32 weights) by Winograd F(4,3).
+//!   float32 weights) by Winograd F(4,3), with what follows such a convolution alone fused into
+//!   its output store ([`winograd::Epilogue`]): a LeakyReLU, a residual add, a depth-to-space.
 //!
 //! `KDSR_EDGE_OPS` ([`OPS_VAR`]) picks which are substituted: a comma-separated list of
 //! `depth-to-space` and `winograd`, or `none` for tract's own ops only (A/B measurements); unset,
@@ -15,9 +16,12 @@ pub mod depth_to_space;
 pub mod winograd;
 
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::conv::KernelFormat;
 use tract_onnx::tract_core::ops::cnn::{Conv, PaddingSpec};
-use tract_onnx::tract_core::ops::nn::DataFormat;
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::math::Add;
+use tract_onnx::tract_core::ops::nn::{DataFormat, LeakyRelu};
 
 /// The environment variable naming the substituted ops (see the module docs).
 pub const OPS_VAR: &str = "KDSR_EDGE_OPS";
@@ -69,6 +73,8 @@ pub struct Rewrites {
     pub depth_to_space: usize,
     /// Convolutions replaced by [`winograd::Winograd3x3`].
     pub winograd: usize,
+    /// Ops fused into those (LeakyReLU, residual add, depth-to-space).
+    pub fused: usize,
 }
 
 /// Substitutes the ops of `set` that match tract-onnx's typed graph (depth-to-space) into
@@ -81,20 +87,121 @@ pub fn rewrite(model: &mut TypedModel, set: OpSet) -> TractResult<Rewrites> {
             0
         },
         winograd: 0,
+        fused: 0,
     })
 }
 
 /// Substitutes the ops of `set` that need constant weights and biases (Winograd) into
 /// `model`, decluttered (before decluttering a bias can still be a computed value).
 pub fn rewrite_decluttered(model: &mut TypedModel, set: OpSet) -> TractResult<Rewrites> {
+    if !set.winograd {
+        return Ok(Rewrites::default());
+    }
+    let winograd = rewrite_winograd(model)?;
+    let fused = fuse_epilogues(model)?;
     Ok(Rewrites {
         depth_to_space: 0,
-        winograd: if set.winograd {
-            rewrite_winograd(model)?
-        } else {
-            0
-        },
+        winograd,
+        fused,
     })
+}
+
+/// What the op consuming a Winograd node's output adds to its epilogue, and the extra input it
+/// brings (a residual), when it can be fused: the epilogue's stages keep their order (LeakyReLU,
+/// residual, depth-to-space) and each comes at most once.
+fn epilogue_step(
+    model: &TypedModel,
+    conv: &winograd::Winograd3x3,
+    conv_out: OutletId,
+    next: &TypedNode,
+) -> Option<(winograd::Epilogue, Option<OutletId>)> {
+    let mut e = conv.epilogue;
+    let later_than_leaky = e.residual || e.depth_to_space.is_some();
+    if let Some(op) = next.op_as::<ElementWiseOp>() {
+        let leaky = op.0.downcast_ref::<LeakyRelu>()?;
+        if later_than_leaky
+            || e.leaky_relu.is_some()
+            || op.1.is_some_and(|t| t != f32::datum_type())
+        {
+            return None;
+        }
+        e.leaky_relu = Some(leaky.alpha);
+        return Some((e, None));
+    }
+    if let Some(op) = next.op_as::<TypedBinOp>() {
+        if !op.0.is::<Add>()
+            || e.residual
+            || e.depth_to_space.is_some()
+            || op.1.is_some_and(|t| t != f32::datum_type())
+            || next.inputs.len() != 2
+        {
+            return None;
+        }
+        let other = *next.inputs.iter().find(|i| **i != conv_out)?;
+        let (a, b) = (
+            model.outlet_fact(conv_out).ok()?,
+            model.outlet_fact(other).ok()?,
+        );
+        if next.inputs.iter().all(|i| *i == conv_out)
+            || a.shape != b.shape
+            || b.datum_type != f32::datum_type()
+        {
+            return None;
+        }
+        e.residual = true;
+        return Some((e, Some(other)));
+    }
+    let d2s = next.op_as::<depth_to_space::DepthToSpace>()?;
+    if e.depth_to_space.is_some() {
+        return None;
+    }
+    e.depth_to_space = Some((d2s.block, d2s.crd));
+    Some((e, None))
+}
+
+/// Fuses into each Winograd node the ops that alone consume its output, one at a time, while
+/// [`epilogue_step`] accepts them.
+fn fuse_epilogues(model: &mut TypedModel) -> TractResult<usize> {
+    let mut fused = 0;
+    loop {
+        let outputs = model.output_outlets()?.to_vec();
+        let mut found = None;
+        for id in model.eval_order()? {
+            let node = model.node(id);
+            let Some(conv) = node.op_as::<winograd::Winograd3x3>() else {
+                continue;
+            };
+            let out = OutletId::new(id, 0);
+            let consumers = &node.outputs[0].successors;
+            if consumers.len() != 1 || outputs.contains(&out) {
+                continue;
+            }
+            let next = model.node(consumers[0].node);
+            if let Some((e, extra)) = epilogue_step(model, conv, out, next) {
+                found = Some((id, next.id, conv.clone().with_epilogue(e)?, extra));
+                break;
+            }
+        }
+        let Some((id, next, op, extra)) = found else {
+            return Ok(fused);
+        };
+        let node = model.node(id);
+        let mut patch = TypedModelPatch::default();
+        let mut taps = node
+            .inputs
+            .iter()
+            .map(|i| patch.tap_model(model, *i))
+            .collect::<TractResult<Vec<_>>>()?;
+        if let Some(extra) = extra {
+            taps.push(patch.tap_model(model, extra)?);
+        }
+        let name = format!("{}+{}", node.name, model.node(next).name);
+        let out = patch.wire_node(name, op, &taps)?;
+        patch.shunt_outside(model, OutletId::new(next, 0), out[0])?;
+        patch.apply(model)?;
+        model.compact()?;
+        fused += 1;
+    }
 }
 
 /// The Winograd op for node `id` when it is an eligible convolution (see the module docs).

@@ -10,11 +10,24 @@
 //! 0, ±1, ±2, ∞), as in ncnn and NNPACK. The padding is read as zeros while patches are
 //! gathered, so there is no padded copy of the input.
 //!
+//! What follows the convolution alone in the graph can be fused into the output store
+//! ([`Epilogue`]: a LeakyReLU, a residual add, a depth-to-space; `super::rewrite_decluttered`
+//! does it): the output row is finished in a row buffer and written once, where the graph would
+//! otherwise make one more pass over the whole tensor per op (for the ×4 upsampler's last
+//! convolution a 118 MB tensor at LR 320×180).
+//!
 //! Work is split into chunks of whole tile rows; a chunk runs all three phases (input transform,
 //! the 36 products, output transform into its own rows of every output plane) on one thread, so
 //! with several threads (tract's executor, the runtime's `--threads`) the chunks run side by side
 //! with one hand-off per convolution. Each thread keeps its scratch (transformed input and
 //! products) across calls, so steady-state calls allocate only the output.
+//!
+//! The transforms are lane-wise loops over a tile row that the compiler vectorizes; on x86-64 the
+//! chunk is also compiled for AVX2+FMA and for AVX-512 and the widest the CPU has runs (the
+//! binary's baseline is SSE2). tract-linalg's own packed kernels (AVX-512 16×12 and the rest)
+//! were tried for the products and were slower at these shapes (M = OC, K = IC = 32, N ≈ 64
+//! tiles; 118 vs 84 ms for the upsampler's 32→128 convolution at 360×640, one thread), as they
+//! spend more per kernel tile than `matrixmultiply` at K = 32.
 //!
 //! Accuracy: the transforms multiply by small constants (¼, ⅙, 1/12, 1/24, 2, 4, 5, 8), so the
 //! result differs from the direct sum by float32 rounding, a little more than F(2,3)'s; `tests`
@@ -54,6 +67,11 @@ pub struct Winograd3x3 {
     u: Arc<Vec<f32>>,
     /// `[oc]`.
     bias: Arc<Vec<f32>>,
+    /// What the op does to the convolution's output before storing it (see [`Epilogue`]).
+    pub epilogue: Epilogue,
+    /// The variant of [`Self::chunk`] to run.
+    #[cfg(target_arch = "x86_64")]
+    simd: SimdLevel,
 }
 
 /// Equal when built from bitwise-equal weights and bias (tract compares ops to merge nodes).
@@ -64,10 +82,45 @@ impl PartialEq for Winograd3x3 {
             && self.oc == other.oc
             && bits(&self.u) == bits(&other.u)
             && bits(&self.bias) == bits(&other.bias)
+            && self.epilogue == other.epilogue
     }
 }
 
 impl Eq for Winograd3x3 {}
+
+/// What follows the convolution inside the op, in this order: the bias (always), a LeakyReLU, a
+/// residual added (the op's second input, `[n, oc, h, w]`), and a depth-to-space of the result
+/// (ONNX `DepthToSpace`: output `[n, oc/b², h·b, w·b]`). Each is the op the graph had after the
+/// convolution, computed in the same float32 operations, so a fused op gives the same values as
+/// the unfused chain; fusing saves a pass over the output and its allocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Epilogue {
+    /// LeakyReLU's slope for negative values.
+    pub leaky_relu: Option<f32>,
+    /// Whether a residual (the second input) is added.
+    pub residual: bool,
+    /// Depth-to-space: block size and mode (CRD when true, else DCR).
+    pub depth_to_space: Option<(usize, bool)>,
+}
+
+impl Eq for Epilogue {}
+
+impl Epilogue {
+    /// Block size (1 without depth-to-space).
+    fn block(&self) -> usize {
+        self.depth_to_space.map_or(1, |(b, _)| b)
+    }
+
+    /// The output channel that depth-to-space puts at block offset `k` (`dy·b + dx`) of plane
+    /// `p` (`p` itself without depth-to-space).
+    fn channel(&self, p: usize, k: usize, oc: usize) -> usize {
+        match self.depth_to_space {
+            None => p,
+            Some((b, true)) => p * b * b + k,
+            Some((b, false)) => k * (oc / (b * b)) + p,
+        }
+    }
+}
 
 /// `G g` for one column `g` of a 3×3 kernel.
 #[inline(always)]
@@ -153,6 +206,7 @@ fn at_lanes(m: [&[f32]; PATCH], out: [&mut [f32]; TILE], n: usize) {
 }
 
 /// The first `N` rows of `n` values of `buf`, each mutable on its own.
+#[inline(always)]
 fn split_rows_mut<const N: usize>(buf: &mut [f32], n: usize) -> [&mut [f32]; N] {
     let mut rest = &mut buf[..N * n];
     std::array::from_fn(|_| {
@@ -162,9 +216,51 @@ fn split_rows_mut<const N: usize>(buf: &mut [f32], n: usize) -> [&mut [f32]; N] 
     })
 }
 
+/// `N` rows of `n` values of `buf`, the first at its start and each `stride` after the last,
+/// each mutable on its own (`n ≤ stride`).
+#[inline(always)]
+fn strided_rows_mut<const N: usize>(buf: &mut [f32], stride: usize, n: usize) -> [&mut [f32]; N] {
+    let mut rest = buf;
+    std::array::from_fn(|_| {
+        let all = std::mem::take(&mut rest);
+        let (row, tail) = all.split_at_mut(stride.min(all.len()));
+        rest = tail;
+        &mut row[..n]
+    })
+}
+
 /// The first `N` rows of `n` values of `buf`.
+#[inline(always)]
 fn split_rows<const N: usize>(buf: &[f32], n: usize) -> [&[f32]; N] {
     std::array::from_fn(|i| &buf[i * n..][..n])
+}
+
+/// The widest vector instructions [`Winograd3x3::chunk`] has a variant for.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SimdLevel {
+    Avx512,
+    Avx2,
+    Baseline,
+}
+
+/// What this CPU has, detected once; `KDSR_EDGE_SIMD=baseline|avx2` caps it (A/B runs).
+#[cfg(target_arch = "x86_64")]
+fn detected_simd_level() -> SimdLevel {
+    static LEVEL: std::sync::OnceLock<SimdLevel> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cap = std::env::var("KDSR_EDGE_SIMD").unwrap_or_default();
+        let avx2 = cap != "baseline"
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        if avx2 && cap != "avx2" && std::arch::is_x86_feature_detected!("avx512f") {
+            SimdLevel::Avx512
+        } else if avx2 {
+            SimdLevel::Avx2
+        } else {
+            SimdLevel::Baseline
+        }
+    })
 }
 
 /// A thread's scratch, kept across calls: the transformed input `[36, ic, tiles]`, the
@@ -182,6 +278,7 @@ thread_local! {
 }
 
 /// `buf` with at least `n` elements, its first `n`.
+#[inline(always)]
 fn at_least(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
     if buf.len() < n {
         buf.resize(n, 0.0);
@@ -221,36 +318,77 @@ impl Winograd3x3 {
             oc,
             u: Arc::new(u),
             bias: Arc::new(bias),
+            epilogue: Epilogue::default(),
+            #[cfg(target_arch = "x86_64")]
+            simd: detected_simd_level(),
         })
     }
 
-    /// The convolution of `x` `[n, ic, h, w]` into `y` `[n, oc, h, w]`, on tract's executor
-    /// threads when it has several.
-    pub fn run(&self, x: &[f32], y: &mut [f32], n: usize, h: usize, w: usize) -> TractResult<()> {
+    /// The op with `epilogue` fused (checked against the channel count).
+    pub fn with_epilogue(mut self, epilogue: Epilogue) -> TractResult<Self> {
+        if let Some((b, _)) = epilogue.depth_to_space {
+            ensure!(
+                b >= 1 && self.oc % (b * b) == 0,
+                "Winograd3x3: depth-to-space by {b} of {} channels",
+                self.oc
+            );
+        }
+        self.epilogue = epilogue;
+        Ok(self)
+    }
+
+    /// The output shape `[n, c, h, w]` for an input of `h × w`.
+    pub fn output_shape(&self, n: usize, h: usize, w: usize) -> [usize; 4] {
+        let b = self.epilogue.block();
+        [n, self.oc / (b * b), h * b, w * b]
+    }
+
+    /// The convolution of `x` `[n, ic, h, w]` (plus the epilogue, with the residual `res`
+    /// `[n, oc, h, w]` when it has one) into `y` (see [`Self::output_shape`]), on tract's
+    /// executor threads when it has several.
+    pub fn run(
+        &self,
+        x: &[f32],
+        res: Option<&[f32]>,
+        y: &mut [f32],
+        n: usize,
+        h: usize,
+        w: usize,
+    ) -> TractResult<()> {
         let pool = match current_tract_executor() {
             Executor::MultiThread(pool) => Some(pool),
             _ => None,
         };
-        self.run_on(pool.as_deref(), x, y, n, h, w)
+        self.run_on(pool.as_deref(), x, res, y, n, h, w)
     }
 
     /// [`Self::run`] on `pool`'s threads, or the calling thread's.
     ///
     /// The image is cut into chunks of whole tile rows; each chunk (one image, tile rows
-    /// `ty0..ty1`) gets its own rows `4·ty0 .. min(4·ty1, h)` of every output plane of its image.
+    /// `ty0..ty1`) gets its own rows `4·ty0·b .. min(4·ty1, h)·b` of every output plane of its
+    /// image (`b` the depth-to-space block, else 1).
+    #[allow(clippy::too_many_arguments)]
     fn run_on(
         &self,
         pool: Option<&rayon::ThreadPool>,
         x: &[f32],
+        res: Option<&[f32]>,
         y: &mut [f32],
         n: usize,
         h: usize,
         w: usize,
     ) -> TractResult<()> {
         let (ic, oc) = (self.ic, self.oc);
+        let [_, planes, oh, ow] = self.output_shape(n, h, w);
         ensure!(
-            x.len() == n * ic * h * w && y.len() == n * oc * h * w,
-            "Winograd3x3: buffers do not match [{n}, {ic}|{oc}, {h}, {w}]"
+            x.len() == n * ic * h * w && y.len() == n * planes * oh * ow,
+            "Winograd3x3: buffers do not match [{n}, {ic}, {h}, {w}] → [{n}, {planes}, {oh}, {ow}]"
+        );
+        ensure!(
+            res.map(<[f32]>::len) == self.epilogue.residual.then_some(n * oc * h * w),
+            "Winograd3x3: residual does not match the op ({:?} values, residual {})",
+            res.map(<[f32]>::len),
+            self.epilogue.residual
         );
         if n == 0 || h == 0 || w == 0 {
             return Ok(());
@@ -264,23 +402,29 @@ impl Winograd3x3 {
             rows = rows.min(th.div_ceil(per_image)).max(1);
         }
         let per_image = th.div_ceil(rows);
-        // Each chunk's rows of every output plane of its image: bands[job][o].
-        let mut bands: Vec<Vec<&mut [f32]>> =
-            (0..n * per_image).map(|_| Vec::with_capacity(oc)).collect();
-        for (p, plane) in y.chunks_mut(h * w).enumerate() {
-            let ni = p / oc;
-            for (ci, band) in plane.chunks_mut(rows * TILE * w).enumerate() {
+        // Each chunk's rows of every output plane of its image: bands[job][plane].
+        let mut bands: Vec<Vec<&mut [f32]>> = (0..n * per_image)
+            .map(|_| Vec::with_capacity(planes))
+            .collect();
+        let band_len = rows * TILE * self.epilogue.block() * ow;
+        for (p, plane) in y.chunks_mut(oh * ow).enumerate() {
+            let ni = p / planes;
+            for (ci, band) in plane.chunks_mut(band_len).enumerate() {
                 bands[ni * per_image + ci].push(band);
             }
         }
-        let chunk = |(job, mut out): (usize, Vec<&mut [f32]>)| -> TractResult<()> {
+        let chunk = |(job, out): (usize, Vec<&mut [f32]>)| -> TractResult<()> {
             let (ni, ci) = (job / per_image, job % per_image);
             let ty0 = ci * rows;
             let ty1 = (ty0 + rows).min(th);
-            let xi = &x[ni * ic * h * w..][..ic * h * w];
+            let mut io = ChunkIo {
+                x: &x[ni * ic * h * w..][..ic * h * w],
+                res: res.map(|r| &r[ni * oc * h * w..][..oc * h * w]),
+                out,
+            };
             SCRATCH.with(|s| {
                 let mut s = s.borrow_mut();
-                self.chunk(xi, &mut out, h, w, ty0, ty1, &mut s)
+                self.chunk(&mut io, h, w, ty0, ty1, &mut s)
             })
         };
         match pool {
@@ -292,13 +436,75 @@ impl Winograd3x3 {
         }
     }
 
-    /// Tile rows `ty0..ty1` of one image: `xi` `[ic, h, w]` into `out`, the rows
-    /// `4·ty0 .. min(4·ty1, h)` of each of its `oc` output planes.
+    /// Tile rows `ty0..ty1` of one image: `io.x` `[ic, h, w]` into `io.out`, the chunk's rows
+    /// of each output plane.
+    ///
+    /// The transforms are lane-wise loops the compiler vectorizes; the binary's baseline on
+    /// x86-64 is SSE2 (4 lanes), so on CPUs with AVX2+FMA or AVX-512 the same code runs compiled
+    /// for those (8 or 16 lanes), picked at run time. The arithmetic is the same operations in
+    /// the same order (no contraction into FMAs), so every variant gives the same bits.
     #[allow(clippy::too_many_arguments)]
     fn chunk(
         &self,
-        xi: &[f32],
-        out: &mut [&mut [f32]],
+        io: &mut ChunkIo,
+        h: usize,
+        w: usize,
+        ty0: usize,
+        ty1: usize,
+        s: &mut Scratch,
+    ) -> TractResult<()> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            match self.simd {
+                // SAFETY: `simd` is never above what detected_simd_level() saw the CPU report.
+                #[allow(unsafe_code)]
+                SimdLevel::Avx512 => return unsafe { self.chunk_avx512(io, h, w, ty0, ty1, s) },
+                #[allow(unsafe_code)]
+                SimdLevel::Avx2 => return unsafe { self.chunk_avx2(io, h, w, ty0, ty1, s) },
+                SimdLevel::Baseline => {}
+            }
+        }
+        self.chunk_body(io, h, w, ty0, ty1, s)
+    }
+
+    /// [`Self::chunk`] compiled for AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    fn chunk_avx512(
+        &self,
+        io: &mut ChunkIo,
+        h: usize,
+        w: usize,
+        ty0: usize,
+        ty1: usize,
+        s: &mut Scratch,
+    ) -> TractResult<()> {
+        self.chunk_body(io, h, w, ty0, ty1, s)
+    }
+
+    /// [`Self::chunk`] compiled for AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    fn chunk_avx2(
+        &self,
+        io: &mut ChunkIo,
+        h: usize,
+        w: usize,
+        ty0: usize,
+        ty1: usize,
+        s: &mut Scratch,
+    ) -> TractResult<()> {
+        self.chunk_body(io, h, w, ty0, ty1, s)
+    }
+
+    /// [`Self::chunk`]'s work, inlined into each variant.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn chunk_body(
+        &self,
+        io: &mut ChunkIo,
         h: usize,
         w: usize,
         ty0: usize,
@@ -310,9 +516,9 @@ impl Winograd3x3 {
         let tiles = (ty1 - ty0) * tw;
         let v = at_least(&mut s.v, XI * ic * tiles);
         let m = at_least(&mut s.m, XI * oc * tiles);
-        let work = at_least(&mut s.work, work_len(tw));
+        let work = at_least(&mut s.work, work_len(w, self.epilogue.block()));
         for c in 0..ic {
-            input_tiles(&xi[c * h * w..][..h * w], h, w, ty0, ty1, c, ic, v, work);
+            input_tiles(&io.x[c * h * w..][..h * w], h, w, ty0, ty1, c, ic, v, work);
         }
         for k in 0..XI {
             let a = ArrayView2::from_shape((oc, ic), &self.u[k * oc * ic..][..oc * ic])?;
@@ -321,19 +527,22 @@ impl Winograd3x3 {
                 ArrayViewMut2::from_shape((oc, tiles), &mut m[k * oc * tiles..][..oc * tiles])?;
             general_mat_mul(1.0, &a, &b, 0.0, &mut c);
         }
-        for (o, rows) in out.iter_mut().enumerate() {
-            self.output_tiles(o, m, tiles, h, w, ty0, ty1, rows, work);
+        for (p, rows) in io.out.iter_mut().enumerate() {
+            self.output_plane(p, m, tiles, h, w, ty0, ty1, rows, io.res, work);
         }
         Ok(())
     }
 
-    /// Output channel `o`'s tile rows `ty0..ty1` from `m` `[36, oc, tiles]`, plus the bias,
-    /// into `rows`: output rows `4·ty0 ..` of its plane, `w` wide. Each tile row goes through
-    /// `Aᵀ · A` lane-wise (one lane per tile), then its four output rows are interleaved.
+    /// Output plane `p`'s rows for tile rows `ty0..ty1` into `rows`, its band: the `b²`
+    /// channels depth-to-space puts in it (the one channel `p` without), each from `m`
+    /// `[36, oc, tiles]` through `Aᵀ · A` lane-wise (one lane per tile) and its four rows
+    /// interleaved, plus the bias, LeakyReLU and the residual (`res`, the image's `[oc, h, w]`);
+    /// then each output row is written once, in order.
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn output_tiles(
+    fn output_plane(
         &self,
-        o: usize,
+        p: usize,
         m: &[f32],
         tiles: usize,
         h: usize,
@@ -341,53 +550,130 @@ impl Winograd3x3 {
         ty0: usize,
         ty1: usize,
         rows: &mut [f32],
+        res: Option<&[f32]>,
         work: &mut [f32],
     ) {
         let (oc, tw) = (self.oc, w.div_ceil(TILE));
-        let bias = self.bias[o];
-        // s: [6 (column l), 4 (row r), tw]; f: [4 (r), 4 (column), tw]; line: 4·tw.
+        let b = self.epilogue.block();
+        // s: [6 (column l), 4 (row r), tw]; f: [4 (r), 4 (column), tw]; lines: [b², 4 (r), w].
         let (s, rest) = work.split_at_mut(PATCH * TILE * tw);
         let (f, rest) = rest.split_at_mut(TILE * TILE * tw);
-        let line = &mut rest[..TILE * tw];
+        let lines = &mut rest[..b * b * TILE * w];
         for ty in ty0..ty1 {
             let t0 = (ty - ty0) * tw;
-            let mrow = |k: usize| &m[(k * oc + o) * tiles + t0..][..tw];
-            for l in 0..PATCH {
-                let col = std::array::from_fn(|i| mrow(i * PATCH + l));
-                at_lanes(col, split_rows_mut(&mut s[l * TILE * tw..], tw), tw);
-            }
-            for r in 0..TILE {
-                let row = std::array::from_fn(|l| &s[(l * TILE + r) * tw..][..tw]);
-                at_lanes(row, split_rows_mut(&mut f[r * TILE * tw..], tw), tw);
-            }
-            for r in 0..TILE.min(h - TILE * ty) {
-                let [f0, f1, f2, f3] = split_rows::<TILE>(&f[r * TILE * tw..], tw);
-                for (tx, q) in line.chunks_exact_mut(TILE).enumerate() {
-                    q[0] = f0[tx] + bias;
-                    q[1] = f1[tx] + bias;
-                    q[2] = f2[tx] + bias;
-                    q[3] = f3[tx] + bias;
+            let nr = TILE.min(h - TILE * ty);
+            // Band rows of this tile row's first output row.
+            let y0 = TILE * (ty - ty0) * b;
+            for k in 0..b * b {
+                let o = self.epilogue.channel(p, k, oc);
+                let mrow = |i: usize| &m[(i * oc + o) * tiles + t0..][..tw];
+                for l in 0..PATCH {
+                    let col = std::array::from_fn(|i| mrow(i * PATCH + l));
+                    at_lanes(col, split_rows_mut(&mut s[l * TILE * tw..], tw), tw);
                 }
-                let y = TILE * (ty - ty0) + r;
-                rows[y * w..][..w].copy_from_slice(&line[..w]);
+                for r in 0..TILE {
+                    let row = std::array::from_fn(|l| &s[(l * TILE + r) * tw..][..tw]);
+                    at_lanes(row, split_rows_mut(&mut f[r * TILE * tw..], tw), tw);
+                }
+                for r in 0..nr {
+                    // Without depth-to-space the values go straight to the output row.
+                    let line = if b == 1 {
+                        &mut rows[(y0 + r) * w..][..w]
+                    } else {
+                        &mut lines[(k * TILE + r) * w..][..w]
+                    };
+                    let fr = split_rows::<TILE>(&f[r * TILE * tw..], tw);
+                    self.finish_line(
+                        o,
+                        fr,
+                        line,
+                        res.map(|x| &x[(o * h + TILE * ty + r) * w..][..w]),
+                    );
+                }
+            }
+            if b == 1 {
+                continue;
+            }
+            for r in 0..nr {
+                for dy in 0..b {
+                    let row = &mut rows[((y0 + r * b) + dy) * w * b..][..w * b];
+                    let line = |dx: usize| &lines[((dy * b + dx) * TILE + r) * w..][..w];
+                    if b == 2 {
+                        let (a, z) = (line(0), line(1));
+                        for ((pair, a), z) in row.chunks_exact_mut(2).zip(a).zip(z) {
+                            pair[0] = *a;
+                            pair[1] = *z;
+                        }
+                    } else {
+                        for dx in 0..b {
+                            for (dst, v) in row[dx..].iter_mut().step_by(b).zip(line(dx)) {
+                                *dst = *v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One output row of channel `o` (`line`, `w` wide) from the rows `f` of its tiles (`f[c][tx]`
+    /// is column `4·tx + c`): plus the bias, then the LeakyReLU and the residual row `res`.
+    #[inline(always)]
+    fn finish_line(&self, o: usize, f: [&[f32]; TILE], line: &mut [f32], res: Option<&[f32]>) {
+        let bias = self.bias[o];
+        let [f0, f1, f2, f3] = f;
+        let full = line.len() / TILE;
+        let (head, tail) = line.split_at_mut(full * TILE);
+        for ((((q, a), b), c), d) in head.chunks_exact_mut(TILE).zip(f0).zip(f1).zip(f2).zip(f3) {
+            q[0] = *a + bias;
+            q[1] = *b + bias;
+            q[2] = *c + bias;
+            q[3] = *d + bias;
+        }
+        for (j, v) in tail.iter_mut().enumerate() {
+            *v = f[j][full] + bias;
+        }
+        if let Some(alpha) = self.epilogue.leaky_relu {
+            for v in line.iter_mut() {
+                if *v < 0.0 {
+                    *v *= alpha;
+                }
+            }
+        }
+        if let Some(res) = res {
+            for (v, r) in line.iter_mut().zip(res) {
+                *v += *r;
             }
         }
     }
 }
 
-/// The length of the per-row buffers [`input_tiles`] and [`Winograd3x3::output_tiles`] use
-/// for `tw` tiles a row.
-fn work_len(tw: usize) -> usize {
+/// One chunk's inputs and outputs.
+struct ChunkIo<'a> {
+    /// The image's input `[ic, h, w]`.
+    x: &'a [f32],
+    /// The image's residual `[oc, h, w]`, when the epilogue adds one.
+    res: Option<&'a [f32]>,
+    /// The chunk's band of each output plane.
+    out: Vec<&'a mut [f32]>,
+}
+
+/// The length of the per-row buffers [`input_tiles`] and [`Winograd3x3::output_plane`] use
+/// for images `w` wide, with depth-to-space by `b` (1 without).
+fn work_len(w: usize, b: usize) -> usize {
+    let tw = w.div_ceil(TILE);
     let wp = TILE * (tw + 1);
-    let input = 2 * PATCH * wp + TILE * (tw + 1) + PATCH * tw;
-    let output = PATCH * TILE * tw + TILE * TILE * tw + TILE * tw;
+    let input = w + PATCH * wp + TILE * (tw + 1);
+    let output = PATCH * TILE * tw + TILE * TILE * tw + b * b * TILE * w;
     input.max(output)
 }
 
 /// The transformed 6×6 patches of tile rows `ty0..ty1` of input channel `c`'s plane `[h, w]`
-/// (zero padding 1), into `v` `[36, ic, tiles]`. Per tile row: its six input rows, zero-padded,
-/// go through `Bᵀ ·` lane-wise (one lane per column); each result row is split into its four
-/// phases (columns 4·tx + p), so `· B` runs lane-wise too (one lane per tile).
+/// (zero padding 1), into `v` `[36, ic, tiles]`. Per tile row: its six input rows (a zero row
+/// for those in the padding) go through `Bᵀ ·` lane-wise (one lane per column) into rows that
+/// hold columns -1 .. 4·tw + 2 (zeros outside the image); each result row is split into its four
+/// phases (columns 4·tx + p), so `· B` runs lane-wise too (one lane per tile), straight into `v`.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn input_tiles(
     plane: &[f32],
@@ -402,30 +688,30 @@ fn input_tiles(
 ) {
     let tw = w.div_ceil(TILE);
     let tiles = (ty1 - ty0) * tw;
-    // A padded row holds columns -1 .. 4·tw + 2 of the input (zeros outside it).
     let wp = TILE * (tw + 1);
-    let (pad, rest) = work.split_at_mut(PATCH * wp);
+    let (zeros, rest) = work.split_at_mut(w);
     let (tb, rest) = rest.split_at_mut(PATCH * wp);
-    let (ph, rest) = rest.split_at_mut(TILE * (tw + 1));
-    let hv = &mut rest[..PATCH * tw];
+    let ph = &mut rest[..TILE * (tw + 1)];
+    zeros.fill(0.0);
+    for row in tb.chunks_exact_mut(wp) {
+        row[0] = 0.0;
+        row[w + 1..].fill(0.0);
+    }
     for ty in ty0..ty1 {
-        for (j, row) in pad.chunks_exact_mut(wp).enumerate() {
+        let d = std::array::from_fn(|j| {
             let y = (TILE * ty + j).wrapping_sub(1);
-            row.fill(0.0);
-            if y < h {
-                row[1..=w].copy_from_slice(&plane[y * w..][..w]);
-            }
-        }
-        bt_lanes(split_rows(pad, wp), split_rows_mut(tb, wp), wp);
+            if y < h { &plane[y * w..][..w] } else { &*zeros }
+        });
+        bt_lanes(d, strided_rows_mut(&mut tb[1..], wp, w), w);
         let t0 = (ty - ty0) * tw;
         for i in 0..PATCH {
             let row = &tb[i * wp..][..wp];
             let [e0, e1, e2, e3] = split_rows_mut::<TILE>(ph, tw + 1);
-            for (tx, q) in row.chunks_exact(TILE).enumerate() {
-                e0[tx] = q[0];
-                e1[tx] = q[1];
-                e2[tx] = q[2];
-                e3[tx] = q[3];
+            for ((((q, a), b), c), d) in row.chunks_exact(TILE).zip(e0).zip(e1).zip(e2).zip(e3) {
+                *a = q[0];
+                *b = q[1];
+                *c = q[2];
+                *d = q[3];
             }
             let [e0, e1, e2, e3] = split_rows::<TILE>(ph, tw + 1);
             let cols = [
@@ -436,10 +722,8 @@ fn input_tiles(
                 &e0[1..],
                 &e1[1..],
             ];
-            bt_lanes(cols, split_rows_mut(hv, tw), tw);
-            for (k, vals) in hv.chunks_exact(tw).enumerate() {
-                v[((i * PATCH + k) * ic + c) * tiles + t0..][..tw].copy_from_slice(vals);
-            }
+            let first = (i * PATCH * ic + c) * tiles + t0;
+            bt_lanes(cols, strided_rows_mut(&mut v[first..], ic * tiles, tw), tw);
         }
     }
 }
@@ -460,7 +744,12 @@ impl EvalOp for Winograd3x3 {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
+        ensure!(
+            inputs.len() == 1 + usize::from(self.epilogue.residual),
+            "Winograd3x3: {} inputs",
+            inputs.len()
+        );
+        let input = &inputs[0];
         let shape = input.shape().to_vec();
         ensure!(
             shape.len() == 4 && shape[1] == self.ic,
@@ -468,11 +757,34 @@ impl EvalOp for Winograd3x3 {
             self.ic
         );
         let (n, h, w) = (shape[0], shape[2], shape[3]);
-        let mut out = Tensor::zero::<f32>(&[n, self.oc, h, w])?;
+        let res = match inputs.get(1) {
+            Some(r) => {
+                ensure!(
+                    r.shape() == [n, self.oc, h, w],
+                    "Winograd3x3: residual {:?}, [{n}, {}, {h}, {w}] expected",
+                    r.shape(),
+                    self.oc
+                );
+                Some(r.try_as_plain_ram()?)
+            }
+            None => None,
+        };
+        let res = match &res {
+            Some(r) => Some(r.as_slice::<f32>()?),
+            None => None,
+        };
+        let mut out = Tensor::zero::<f32>(&self.output_shape(n, h, w))?;
         let src = input.try_as_plain_ram()?;
         {
             let mut dst = out.try_as_plain_ram_mut()?;
-            self.run(src.as_slice::<f32>()?, dst.as_slice_mut::<f32>()?, n, h, w)?;
+            self.run(
+                src.as_slice::<f32>()?,
+                res,
+                dst.as_slice_mut::<f32>()?,
+                n,
+                h,
+                w,
+            )?;
         }
         Ok(tvec!(out.into_tvalue()))
     }
@@ -485,11 +797,18 @@ impl TypedOp for Winograd3x3 {
             f.datum_type == f32::datum_type() && f.rank() == 4,
             "Winograd3x3: f32 NCHW"
         );
+        if self.epilogue.residual {
+            ensure!(
+                inputs.len() == 2,
+                "Winograd3x3: the residual input is missing"
+            );
+        }
+        let b = self.epilogue.block();
         Ok(tvec!(f32::fact([
             f.shape[0].clone(),
-            self.oc.to_dim(),
-            f.shape[2].clone(),
-            f.shape[3].clone(),
+            (self.oc / (b * b)).to_dim(),
+            f.shape[2].clone() * b,
+            f.shape[3].clone() * b,
         ])))
     }
 
@@ -552,7 +871,8 @@ mod tests {
     /// Random weights and inputs, odd and even sizes, one and two images, several chunks, on
     /// the calling thread and on pools of 2 and 3 threads: within 1e-5 × 9·IC of the f64 direct
     /// sum (values in [-1, 1); float32 rounding of the transforms and products). The threaded
-    /// runs must equal the single-threaded one exactly (each chunk does the same arithmetic).
+    /// runs must equal the single-threaded one exactly (each chunk does the same arithmetic), and
+    /// so must the narrower SIMD variants this CPU can run (x86-64: AVX2, SSE2 baseline).
     #[test]
     fn matches_the_direct_sum() {
         let pools: Vec<rayon::ThreadPool> = [2, 3]
@@ -579,7 +899,7 @@ mod tests {
             let b = values(oc, 3);
             let op = Winograd3x3::new(&wts, Some(&b), oc, ic).expect("op");
             let mut y = vec![0f32; n * oc * h * w];
-            op.run_on(None, &x, &mut y, n, h, w).expect("run");
+            op.run_on(None, &x, None, &mut y, n, h, w).expect("run");
             let bound = 1e-5 * (ic * 9) as f64;
             for ni in 0..n {
                 let want = naive(&x[ni * ic * h * w..][..ic * h * w], &wts, &b, ic, oc, h, w);
@@ -593,9 +913,27 @@ mod tests {
                     );
                 }
             }
+            #[cfg(target_arch = "x86_64")]
+            for level in [SimdLevel::Avx2, SimdLevel::Baseline] {
+                if level == op.simd || (level == SimdLevel::Avx2 && op.simd == SimdLevel::Baseline)
+                {
+                    continue;
+                }
+                let mut lower = op.clone();
+                lower.simd = level;
+                let mut yl = vec![f32::NAN; n * oc * h * w];
+                lower.run_on(None, &x, None, &mut yl, n, h, w).expect("run");
+                let same = y.iter().zip(&yl).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "{ic}→{oc} {h}x{w}: {level:?} differs from {:?}",
+                    op.simd
+                );
+            }
             for pool in &pools {
                 let mut yp = vec![f32::NAN; n * oc * h * w];
-                op.run_on(Some(pool), &x, &mut yp, n, h, w).expect("run");
+                op.run_on(Some(pool), &x, None, &mut yp, n, h, w)
+                    .expect("run");
                 let same = y.iter().zip(&yp).all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(
                     same,
@@ -605,5 +943,59 @@ mod tests {
             }
         }
         eprintln!("Winograd F(4,3): worst |error| / (9·IC) {worst:.2e}");
+    }
+
+    /// The fused epilogue gives, bit for bit, what the plain op followed by the ops it replaces
+    /// gives: LeakyReLU, residual add, depth-to-space (both modes, blocks 2 and 3), alone and
+    /// combined, on one thread and on a pool of 3.
+    #[test]
+    fn the_fused_epilogue_equals_the_ops_it_replaces() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .expect("pool");
+        let (n, ic, oc, h, w) = (2, 5, 36, 11, 14);
+        let x = values(n * ic * h * w, 4);
+        let res = values(n * oc * h * w, 5);
+        let plain =
+            Winograd3x3::new(&values(oc * ic * 9, 6), Some(&values(oc, 7)), oc, ic).expect("op");
+        let mut y = vec![0f32; n * oc * h * w];
+        plain.run_on(None, &x, None, &mut y, n, h, w).expect("run");
+        for leaky_relu in [None, Some(0.1f32)] {
+            for residual in [false, true] {
+                for depth_to_space in [None, Some((2, true)), Some((2, false)), Some((3, true))] {
+                    let e = Epilogue {
+                        leaky_relu,
+                        residual,
+                        depth_to_space,
+                    };
+                    // The unfused chain, in the graph's order.
+                    let mut want = y.clone();
+                    if let Some(a) = leaky_relu {
+                        want.iter_mut().filter(|v| **v < 0.0).for_each(|v| *v *= a);
+                    }
+                    if residual {
+                        want.iter_mut().zip(&res).for_each(|(v, r)| *v += *r);
+                    }
+                    if let Some((b, crd)) = depth_to_space {
+                        let d2s = super::super::depth_to_space::DepthToSpace { block: b, crd };
+                        let mut shuffled = vec![0f32; want.len()];
+                        d2s.run(&want, &mut shuffled, n, oc / (b * b), h, w);
+                        want = shuffled;
+                    }
+                    let op = plain.clone().with_epilogue(e).expect("epilogue");
+                    let r = residual.then_some(res.as_slice());
+                    for p in [None, Some(&pool)] {
+                        let mut got = vec![f32::NAN; want.len()];
+                        op.run_on(p, &x, r, &mut got, n, h, w).expect("run");
+                        let same = got
+                            .iter()
+                            .zip(&want)
+                            .all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(same, "{e:?}, pool {}", p.is_some());
+                    }
+                }
+            }
+        }
     }
 }
