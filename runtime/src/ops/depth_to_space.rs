@@ -46,21 +46,28 @@ impl DepthToSpace {
                         let ch = self.source_channel(ci, i, j, c);
                         &src[ch * plane_in + y * w..][..w]
                     };
-                    if b == 2 {
-                        // The ×4 upsampler's case: interleave two rows, writing in order.
-                        let (r0, r1) = (source(0), source(1));
-                        for ((pair, a), z) in out_row.chunks_exact_mut(2).zip(r0).zip(r1) {
-                            pair[0] = *a;
-                            pair[1] = *z;
-                        }
-                    } else {
-                        for j in 0..b {
-                            for (x, v) in source(j).iter().enumerate() {
-                                out_row[x * b + j] = *v;
-                            }
-                        }
-                    }
+                    interleave(out_row, b, source);
                 }
+            }
+        }
+    }
+}
+
+/// `row[x·b + j] = source(j)[x]` for `j < b`: `b` rows of `row.len() / b` values interleaved,
+/// written in order when `b` is 2 (the ×4 upsampler's case). Also the Winograd op's fused
+/// depth-to-space store.
+#[inline(always)]
+pub(crate) fn interleave<'a>(row: &mut [f32], b: usize, source: impl Fn(usize) -> &'a [f32]) {
+    if b == 2 {
+        let (r0, r1) = (source(0), source(1));
+        for ((pair, a), z) in row.chunks_exact_mut(2).zip(r0).zip(r1) {
+            pair[0] = *a;
+            pair[1] = *z;
+        }
+    } else {
+        for j in 0..b {
+            for (dst, v) in row[j..].iter_mut().step_by(b).zip(source(j)) {
+                *dst = *v;
             }
         }
     }

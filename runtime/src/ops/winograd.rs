@@ -597,20 +597,10 @@ impl Winograd3x3 {
             for r in 0..nr {
                 for dy in 0..b {
                     let row = &mut rows[((y0 + r * b) + dy) * w * b..][..w * b];
-                    let line = |dx: usize| &lines[((dy * b + dx) * TILE + r) * w..][..w];
-                    if b == 2 {
-                        let (a, z) = (line(0), line(1));
-                        for ((pair, a), z) in row.chunks_exact_mut(2).zip(a).zip(z) {
-                            pair[0] = *a;
-                            pair[1] = *z;
-                        }
-                    } else {
-                        for dx in 0..b {
-                            for (dst, v) in row[dx..].iter_mut().step_by(b).zip(line(dx)) {
-                                *dst = *v;
-                            }
-                        }
-                    }
+                    let lines = &*lines;
+                    super::depth_to_space::interleave(row, b, |dx| {
+                        &lines[((dy * b + dx) * TILE + r) * w..][..w]
+                    });
                 }
             }
         }
