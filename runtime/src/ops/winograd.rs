@@ -208,12 +208,7 @@ fn at_lanes(m: [&[f32]; PATCH], out: [&mut [f32]; TILE], n: usize) {
 /// The first `N` rows of `n` values of `buf`, each mutable on its own.
 #[inline(always)]
 fn split_rows_mut<const N: usize>(buf: &mut [f32], n: usize) -> [&mut [f32]; N] {
-    let mut rest = &mut buf[..N * n];
-    std::array::from_fn(|_| {
-        let (row, tail) = std::mem::take(&mut rest).split_at_mut(n);
-        rest = tail;
-        row
-    })
+    strided_rows_mut(&mut buf[..N * n], n, n)
 }
 
 /// `N` rows of `n` values of `buf`, the first at its start and each `stride` after the last,
