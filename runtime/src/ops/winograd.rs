@@ -22,12 +22,17 @@
 //! with one hand-off per convolution. Each thread keeps its scratch (transformed input and
 //! products) across calls, so steady-state calls allocate only the output.
 //!
-//! The transforms are lane-wise loops over a tile row that the compiler vectorizes; on x86-64 the
+//! The transforms are lane-wise loops that the compiler vectorizes: `Bᵀ ·` on the input runs
+//! over an input row (one lane per column), `· B` and both halves of `Aᵀ · A` over all the
+//! chunk's tiles at once (one lane per tile; for a 64×64 image a pass per tile row of 16 tiles
+//! spent more in loop overhead than in arithmetic, and the whole-chunk passes made the 64→64
+//! convolution at 64×64 ~1/3 faster); on x86-64 the
 //! chunk is also compiled for AVX2+FMA and for AVX-512 and the widest the CPU has runs (the
 //! binary's baseline is SSE2). tract-linalg's own packed kernels (AVX-512 16×12 and the rest)
 //! were tried for the products and were slower at these shapes (M = OC, K = IC = 32, N ≈ 64
-//! tiles; 118 vs 84 ms for the upsampler's 32→128 convolution at 360×640, one thread), as they
-//! spend more per kernel tile than `matrixmultiply` at K = 32.
+//! tiles; 118 vs 84 ms for the upsampler's 32→128 convolution at 360×640, one thread, timed with
+//! a scratch version not kept in the repo), as they spend more per kernel tile than
+//! `matrixmultiply` at K = 32.
 //!
 //! Accuracy: the transforms multiply by small constants (¼, ⅙, 1/12, 1/24, 2, 4, 5, 8), so the
 //! result differs from the direct sum by float32 rounding, a little more than F(2,3)'s; `tests`
@@ -77,12 +82,19 @@ pub struct Winograd3x3 {
 /// Equal when built from bitwise-equal weights and bias (tract compares ops to merge nodes).
 impl PartialEq for Winograd3x3 {
     fn eq(&self, other: &Self) -> bool {
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        // Shared weights are equal without a look (tract compares ops whenever a patch is applied).
+        let same = |a: &Arc<Vec<f32>>, b: &Arc<Vec<f32>>| {
+            Arc::ptr_eq(a, b)
+                || (a.len() == b.len()
+                    && a.iter()
+                        .zip(b.iter())
+                        .all(|(x, y)| x.to_bits() == y.to_bits()))
+        };
         self.ic == other.ic
             && self.oc == other.oc
-            && bits(&self.u) == bits(&other.u)
-            && bits(&self.bias) == bits(&other.bias)
             && self.epilogue == other.epilogue
+            && same(&self.u, &other.u)
+            && same(&self.bias, &other.bias)
     }
 }
 
@@ -222,12 +234,6 @@ fn strided_rows_mut<const N: usize>(buf: &mut [f32], stride: usize, n: usize) ->
         rest = tail;
         &mut row[..n]
     })
-}
-
-/// The first `N` rows of `n` values of `buf`.
-#[inline(always)]
-fn split_rows<const N: usize>(buf: &[f32], n: usize) -> [&[f32]; N] {
-    std::array::from_fn(|i| &buf[i * n..][..n])
 }
 
 /// The widest vector instructions [`Winograd3x3::chunk`] has a variant for.
@@ -507,11 +513,10 @@ impl Winograd3x3 {
         s: &mut Scratch,
     ) -> TractResult<()> {
         let (ic, oc) = (self.ic, self.oc);
-        let tw = w.div_ceil(TILE);
-        let tiles = (ty1 - ty0) * tw;
+        let tiles = (ty1 - ty0) * w.div_ceil(TILE);
         let v = at_least(&mut s.v, XI * ic * tiles);
         let m = at_least(&mut s.m, XI * oc * tiles);
-        let work = at_least(&mut s.work, work_len(w, self.epilogue.block()));
+        let work = at_least(&mut s.work, work_len(w, self.epilogue.block(), tiles));
         for c in 0..ic {
             input_tiles(&io.x[c * h * w..][..h * w], h, w, ty0, ty1, c, ic, v, work);
         }
@@ -530,9 +535,10 @@ impl Winograd3x3 {
 
     /// Output plane `p`'s rows for tile rows `ty0..ty1` into `rows`, its band: the `b²`
     /// channels depth-to-space puts in it (the one channel `p` without), each from `m`
-    /// `[36, oc, tiles]` through `Aᵀ · A` lane-wise (one lane per tile) and its four rows
-    /// interleaved, plus the bias, LeakyReLU and the residual (`res`, the image's `[oc, h, w]`);
-    /// then each output row is written once, in order.
+    /// `[36, oc, tiles]` through `Aᵀ · A` lane-wise (one lane per tile, all the chunk's tiles at
+    /// once, see [`input_tiles`] for their layout) and its four rows interleaved, plus the bias,
+    /// LeakyReLU and the residual (`res`, the image's `[oc, h, w]`); then each output row is
+    /// written once, in order.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn output_plane(
@@ -550,51 +556,57 @@ impl Winograd3x3 {
     ) {
         let (oc, tw) = (self.oc, w.div_ceil(TILE));
         let b = self.epilogue.block();
-        // s: [6 (column l), 4 (row r), tw]; f: [4 (r), 4 (column), tw]; lines: [b², 4 (r), w].
-        let (s, rest) = work.split_at_mut(PATCH * TILE * tw);
-        let (f, rest) = rest.split_at_mut(TILE * TILE * tw);
-        let lines = &mut rest[..b * b * TILE * w];
-        for ty in ty0..ty1 {
-            let t0 = (ty - ty0) * tw;
-            let nr = TILE.min(h - TILE * ty);
-            // Band rows of this tile row's first output row.
-            let y0 = TILE * (ty - ty0) * b;
-            for k in 0..b * b {
-                let o = self.epilogue.channel(p, k, oc);
-                let mrow = |i: usize| &m[(i * oc + o) * tiles + t0..][..tw];
-                for l in 0..PATCH {
-                    let col = std::array::from_fn(|i| mrow(i * PATCH + l));
-                    at_lanes(col, split_rows_mut(&mut s[l * TILE * tw..], tw), tw);
-                }
-                for r in 0..TILE {
-                    let row = std::array::from_fn(|l| &s[(l * TILE + r) * tw..][..tw]);
-                    at_lanes(row, split_rows_mut(&mut f[r * TILE * tw..], tw), tw);
-                }
-                for r in 0..nr {
-                    // Without depth-to-space the values go straight to the output row.
-                    let line = if b == 1 {
-                        &mut rows[(y0 + r) * w..][..w]
-                    } else {
-                        &mut lines[(k * TILE + r) * w..][..w]
-                    };
-                    let fr = split_rows::<TILE>(&f[r * TILE * tw..], tw);
-                    self.finish_line(
-                        o,
-                        fr,
-                        line,
-                        res.map(|x| &x[(o * h + TILE * ty + r) * w..][..w]),
-                    );
-                }
+        // The chunk's output rows (of one channel, before depth-to-space).
+        let nh = (TILE * ty1).min(h) - TILE * ty0;
+        // s: [6 (column l), 4 (row r), tiles]; f: [4 (r), 4 (column), tiles];
+        // lines: [b², nh, w] (with depth-to-space).
+        let (s, rest) = work.split_at_mut(PATCH * TILE * tiles);
+        let (f, rest) = rest.split_at_mut(TILE * TILE * tiles);
+        let lines = &mut rest[..if b == 1 { 0 } else { b * b * nh * w }];
+        for k in 0..b * b {
+            let o = self.epilogue.channel(p, k, oc);
+            let mrow = |i: usize| &m[(i * oc + o) * tiles..][..tiles];
+            for l in 0..PATCH {
+                let col = std::array::from_fn(|i| mrow(i * PATCH + l));
+                at_lanes(
+                    col,
+                    split_rows_mut(&mut s[l * TILE * tiles..], tiles),
+                    tiles,
+                );
             }
-            if b == 1 {
-                continue;
+            for r in 0..TILE {
+                let row = std::array::from_fn(|l| &s[(l * TILE + r) * tiles..][..tiles]);
+                at_lanes(
+                    row,
+                    split_rows_mut(&mut f[r * TILE * tiles..], tiles),
+                    tiles,
+                );
             }
-            for r in 0..nr {
+            // Without depth-to-space the values go straight to the output rows.
+            let out = if b == 1 {
+                &mut *rows
+            } else {
+                &mut lines[k * nh * w..]
+            };
+            for y in 0..nh {
+                let (ty, r) = (ty0 + y / TILE, y % TILE);
+                let t0 = (ty - ty0) * tw;
+                let fr = std::array::from_fn(|c| &f[(r * TILE + c) * tiles + t0..][..tw]);
+                self.finish_line(
+                    o,
+                    fr,
+                    &mut out[y * w..][..w],
+                    res.map(|x| &x[(o * h + TILE * ty0 + y) * w..][..w]),
+                );
+            }
+        }
+        if b > 1 {
+            let lines = &*lines;
+            for y in 0..nh {
                 for dy in 0..b {
-                    let row = &mut rows[((y0 + r * b) + dy) * w * b..][..w * b];
-                    let lines = &*lines;
+                    let row = &mut rows[(y * b + dy) * w * b..][..w * b];
                     super::depth_to_space::interleave(row, b, |dx| {
-                        &lines[((dy * b + dx) * TILE + r) * w..][..w]
+                        &lines[((dy * b + dx) * nh + y) * w..][..w]
                     });
                 }
             }
@@ -643,21 +655,30 @@ struct ChunkIo<'a> {
     out: Vec<&'a mut [f32]>,
 }
 
-/// The length of the per-row buffers [`input_tiles`] and [`Winograd3x3::output_plane`] use
-/// for images `w` wide, with depth-to-space by `b` (1 without).
-fn work_len(w: usize, b: usize) -> usize {
-    let tw = w.div_ceil(TILE);
-    let wp = TILE * (tw + 1);
-    let input = w + PATCH * wp + TILE * (tw + 1);
-    let output = PATCH * TILE * tw + TILE * TILE * tw + b * b * TILE * w;
+/// The length of the buffers [`input_tiles`] and [`Winograd3x3::output_plane`] use for
+/// images `w` wide, with depth-to-space by `b` (1 without), for a chunk of `tiles` tiles.
+fn work_len(w: usize, b: usize, tiles: usize) -> usize {
+    let wp = TILE * (w.div_ceil(TILE) + 1);
+    let input = w + PATCH * wp + PATCH * PATCH * (tiles + 1);
+    // With depth-to-space, the chunk's rows (at most 4 per tile row, `tiles / tw` tile rows).
+    let lines = if b == 1 {
+        0
+    } else {
+        b * b * TILE * (tiles / w.div_ceil(TILE)) * w
+    };
+    let output = PATCH * TILE * tiles + TILE * TILE * tiles + lines;
     input.max(output)
 }
 
 /// The transformed 6×6 patches of tile rows `ty0..ty1` of input channel `c`'s plane `[h, w]`
-/// (zero padding 1), into `v` `[36, ic, tiles]`. Per tile row: its six input rows (a zero row
-/// for those in the padding) go through `Bᵀ ·` lane-wise (one lane per column) into rows that
-/// hold columns -1 .. 4·tw + 2 (zeros outside the image); each result row is split into its four
-/// phases (columns 4·tx + p), so `· B` runs lane-wise too (one lane per tile), straight into `v`.
+/// (zero padding 1), into `v` `[36, ic, tiles]` (tile `(ty - ty0)·tw + tx`).
+///
+/// Per tile row: its six input rows (a zero row for those in the padding) go through `Bᵀ ·`
+/// lane-wise (one lane per column) into rows that hold columns -1 .. 4·tw + 2 (zeros outside
+/// the image); from each result row `i`, column `q` of every tile's patch (image column
+/// `4·tx + q - 1`) is gathered into `cols[i][q]` at the tile's lane. Then `· B` runs on those
+/// lane-wise over all the chunk's tiles at once, straight into `v` (for small images, a pass per
+/// tile row would be mostly loop overhead).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn input_tiles(
@@ -676,7 +697,9 @@ fn input_tiles(
     let wp = TILE * (tw + 1);
     let (zeros, rest) = work.split_at_mut(w);
     let (tb, rest) = rest.split_at_mut(PATCH * wp);
-    let ph = &mut rest[..TILE * (tw + 1)];
+    // cols: [6 (row i), 6 (column q), tiles + 1].
+    let pl = tiles + 1;
+    let cols = &mut rest[..PATCH * PATCH * pl];
     zeros.fill(0.0);
     for row in tb.chunks_exact_mut(wp) {
         row[0] = 0.0;
@@ -691,25 +714,35 @@ fn input_tiles(
         let t0 = (ty - ty0) * tw;
         for i in 0..PATCH {
             let row = &tb[i * wp..][..wp];
-            let [e0, e1, e2, e3] = split_rows_mut::<TILE>(ph, tw + 1);
+            let cols_i = &mut cols[i * PATCH * pl + t0..];
+            let [e0, e1, e2, e3] = strided_rows_mut::<TILE>(cols_i, pl, tw + 1);
             for ((((q, a), b), c), d) in row.chunks_exact(TILE).zip(e0).zip(e1).zip(e2).zip(e3) {
                 *a = q[0];
                 *b = q[1];
                 *c = q[2];
                 *d = q[3];
             }
-            let [e0, e1, e2, e3] = split_rows::<TILE>(ph, tw + 1);
-            let cols = [
-                &e0[..tw],
-                &e1[..tw],
-                &e2[..tw],
-                &e3[..tw],
-                &e0[1..],
-                &e1[1..],
-            ];
-            let first = (i * PATCH * ic + c) * tiles + t0;
-            bt_lanes(cols, strided_rows_mut(&mut v[first..], ic * tiles, tw), tw);
+            // Columns 4 and 5 of tile tx are columns 0 and 1 of tile tx + 1: one tile row reads
+            // them shifted by a lane below; several need a copy, as the phases' value at lane
+            // t0 + tw belongs to the next tile row, which overwrites it.
+            for q in (0..2).filter(|_| ty1 - ty0 > 1) {
+                let (a, b) = cols_i.split_at_mut((TILE + q) * pl);
+                b[..tw].copy_from_slice(&a[q * pl + 1..][..tw]);
+            }
         }
+    }
+    for i in 0..PATCH {
+        let first = (i * PATCH * ic + c) * tiles;
+        let cols_i = &cols[i * PATCH * pl..];
+        let one_row = ty1 - ty0 == 1;
+        bt_lanes(
+            std::array::from_fn(|q| match q {
+                4 | 5 if one_row => &cols_i[(q - TILE) * pl + 1..][..tiles],
+                _ => &cols_i[q * pl..][..tiles],
+            }),
+            strided_rows_mut(&mut v[first..], ic * tiles, tiles),
+            tiles,
+        );
     }
 }
 
