@@ -58,6 +58,10 @@ const XI: usize = PATCH * PATCH;
 /// small enough that a chunk's transformed input (`36 × IC × tiles`) stays in L2.
 const CHUNK_TILES: usize = 64;
 
+/// Convolutions with at most this many output channels (and no depth-to-space) compute the
+/// direct sum instead of Winograd's (see [`Winograd3x3::direct_rows`]).
+const DIRECT_MAX_OC: usize = 4;
+
 /// Chunks aimed at per thread, so that threads finishing early find work left.
 const CHUNKS_PER_THREAD: usize = 4;
 
@@ -72,6 +76,9 @@ pub struct Winograd3x3 {
     u: Arc<Vec<f32>>,
     /// `[oc]`.
     bias: Arc<Vec<f32>>,
+    /// The OIHW weights, kept when the op computes the direct sum instead (at most
+    /// [`DIRECT_MAX_OC`] output channels, see [`Self::direct_rows`]).
+    direct: Option<Arc<Vec<f32>>>,
     /// What the op does to the convolution's output before storing it (see [`Epilogue`]).
     pub epilogue: Epilogue,
     /// The variant of [`Self::chunk`] to run.
@@ -95,6 +102,10 @@ impl PartialEq for Winograd3x3 {
             && self.epilogue == other.epilogue
             && same(&self.u, &other.u)
             && same(&self.bias, &other.bias)
+            && match (&self.direct, &other.direct) {
+                (Some(a), Some(b)) => same(a, b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
     }
 }
 
@@ -319,6 +330,9 @@ impl Winograd3x3 {
             oc,
             u: Arc::new(u),
             bias: Arc::new(bias),
+            direct: (1..=DIRECT_MAX_OC)
+                .contains(&oc)
+                .then(|| Arc::new(weights.to_vec())),
             epilogue: Epilogue::default(),
             #[cfg(target_arch = "x86_64")]
             simd: detected_simd_level(),
@@ -512,6 +526,17 @@ impl Winograd3x3 {
         ty1: usize,
         s: &mut Scratch,
     ) -> TractResult<()> {
+        if let Some(wts) = self.direct_weights() {
+            let (y0, y1) = (TILE * ty0, (TILE * ty1).min(h));
+            let acc = at_least(&mut s.work, (self.oc + 1) * w);
+            match self.oc {
+                1 => self.direct_rows::<1>(wts, io, h, w, y0, y1, acc),
+                2 => self.direct_rows::<2>(wts, io, h, w, y0, y1, acc),
+                3 => self.direct_rows::<3>(wts, io, h, w, y0, y1, acc),
+                _ => self.direct_rows::<DIRECT_MAX_OC>(wts, io, h, w, y0, y1, acc),
+            }
+            return Ok(());
+        }
         let (ic, oc) = (self.ic, self.oc);
         let tiles = (ty1 - ty0) * w.div_ceil(TILE);
         let v = at_least(&mut s.v, XI * ic * tiles);
@@ -531,6 +556,99 @@ impl Winograd3x3 {
             self.output_plane(p, m, tiles, h, w, ty0, ty1, rows, io.res, work);
         }
         Ok(())
+    }
+
+    /// The OIHW weights when the op computes the direct sum: few output channels and no
+    /// depth-to-space.
+    fn direct_weights(&self) -> Option<&[f32]> {
+        self.direct
+            .as_deref()
+            .filter(|_| self.epilogue.depth_to_space.is_none())
+            .map(Vec::as_slice)
+    }
+
+    /// Output rows `y0..y1` of a convolution with `OC` (= `self.oc`) output channels by the
+    /// direct sum, into the chunk's bands (`io.out[o]`, row `y - y0`), with the epilogue.
+    ///
+    /// With a few output channels (the tail 32→3 of the SR network, at the ×4 output size)
+    /// Winograd's products are tiny and its input transform, 2.25 values written per input value
+    /// of every input channel, is most of the time; the direct sum reads each input row once per
+    /// chunk and adds it into the sums of the output rows it feeds (`acc`, `[y1 - y0, OC, w]`).
+    /// Per input channel, input row and output row it feeds: `acc[o][x] += w₀·in[x-1] + w₁·in[x] + w₂·in[x+1]`, lane-wise over
+    /// the row (the two edge columns, where the padding is, apart).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn direct_rows<const OC: usize>(
+        &self,
+        wts: &[f32],
+        io: &mut ChunkIo,
+        h: usize,
+        w: usize,
+        y0: usize,
+        y1: usize,
+        acc: &mut [f32],
+    ) {
+        let ic = self.ic;
+        let k = |o: usize, c: usize, ky: usize| -> [f32; 3] {
+            std::array::from_fn(|kx| wts[((o * ic + c) * 3 + ky) * 3 + kx])
+        };
+        // acc: [OC, w] sums of one output row, then a zero row of w.
+        let (acc, zeros) = acc.split_at_mut(OC * w);
+        let zeros = &mut zeros[..w];
+        zeros.fill(0.0);
+        let zeros = &*zeros;
+        for y in y0..y1 {
+            acc.fill(0.0);
+            let mut sums: [&mut [f32]; OC] = split_rows_mut(acc, w);
+            for c in 0..ic {
+                // The three input rows (zeros in the padding) and their kernel rows.
+                let rows: [&[f32]; 3] = std::array::from_fn(|ky| match (y + ky).checked_sub(1) {
+                    Some(yy) if yy < h => &io.x[(c * h + yy) * w..][..w],
+                    _ => zeros,
+                });
+                let kk: [[[f32; 3]; 3]; OC] =
+                    std::array::from_fn(|o| std::array::from_fn(|ky| k(o, c, ky)));
+                let tap = |kr: &[[f32; 3]; 3], x: usize, dx: [Option<usize>; 3]| -> f32 {
+                    let mut t = 0.0;
+                    for (r, kr) in rows.iter().zip(kr) {
+                        for (xx, kv) in dx.iter().zip(kr) {
+                            if let Some(xx) = xx {
+                                t += kv * r[x + xx - 1];
+                            }
+                        }
+                    }
+                    t
+                };
+                if w >= 2 {
+                    // Interior columns 1 .. w - 1, lane-wise.
+                    let [r0, r1, r2] = rows.map(|r| [&r[..w - 2], &r[1..w - 1], &r[2..]]);
+                    let mut inner = sums.each_mut().map(|a| &mut a[1..w - 1]);
+                    for x in 0..w - 2 {
+                        let i = [r0, r1, r2].map(|r| r.map(|s| s[x]));
+                        for (a, kr) in inner.iter_mut().zip(&kk) {
+                            a[x] += (kr[0][0] * i[0][0] + kr[0][1] * i[0][1] + kr[0][2] * i[0][2])
+                                + (kr[1][0] * i[1][0] + kr[1][1] * i[1][1] + kr[1][2] * i[1][2])
+                                + (kr[2][0] * i[2][0] + kr[2][1] * i[2][1] + kr[2][2] * i[2][2]);
+                        }
+                    }
+                }
+                // The edge columns, where the padding is.
+                for (a, kr) in sums.iter_mut().zip(&kk) {
+                    a[0] += tap(kr, 0, [None, Some(1), (w > 1).then_some(2)]);
+                    if w > 1 {
+                        a[w - 1] += tap(kr, w - 1, [Some(0), Some(1), None]);
+                    }
+                }
+            }
+            for (o, sums) in sums.iter().enumerate() {
+                let line = &mut io.out[o][(y - y0) * w..][..w];
+                let bias = self.bias[o];
+                for (v, a) in line.iter_mut().zip(sums.iter()) {
+                    *v = *a + bias;
+                }
+                self.finish_epilogue(line, io.res.map(|r| &r[(o * h + y) * w..][..w]));
+            }
+        }
     }
 
     /// Output plane `p`'s rows for tile rows `ty0..ty1` into `rows`, its band: the `b²`
@@ -630,6 +748,12 @@ impl Winograd3x3 {
         for (j, v) in tail.iter_mut().enumerate() {
             *v = f[j][full] + bias;
         }
+        self.finish_epilogue(line, res);
+    }
+
+    /// The LeakyReLU and the residual row `res` of the epilogue, on one output row.
+    #[inline(always)]
+    fn finish_epilogue(&self, line: &mut [f32], res: Option<&[f32]>) {
         if let Some(alpha) = self.epilogue.leaky_relu {
             for v in line.iter_mut() {
                 if *v < 0.0 {
@@ -752,7 +876,12 @@ impl Op for Winograd3x3 {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("F(4,3), {}→{} channels", self.ic, self.oc)])
+        let how = if self.direct_weights().is_some() {
+            "direct sum"
+        } else {
+            "F(4,3)"
+        };
+        Ok(vec![format!("{how}, {}→{} channels", self.ic, self.oc)])
     }
 
     op_as_typed_op!();
@@ -972,23 +1101,46 @@ mod tests {
             .num_threads(3)
             .build()
             .expect("pool");
-        let (n, ic, oc, h, w) = (2, 5, 36, 11, 14);
+        // 36 and 4 output channels: Winograd (4 with depth-to-space), 4 without and 3: the
+        // direct sum.
+        for oc in [36, 4, 3] {
+            fused_epilogue_case(&pool, oc);
+        }
+    }
+
+    fn fused_epilogue_case(pool: &rayon::ThreadPool, oc: usize) {
+        let (n, ic, h, w) = (2, 5, 11, 14);
         let x = values(n * ic * h * w, 4);
         let res = values(n * oc * h * w, 5);
         let plain =
             Winograd3x3::new(&values(oc * ic * 9, 6), Some(&values(oc, 7)), oc, ic).expect("op");
-        let mut y = vec![0f32; n * oc * h * w];
-        plain.run_on(None, &x, None, &mut y, n, h, w).expect("run");
+        // The plain output by the algorithm the fused op uses (with depth-to-space, Winograd).
+        let mut winograd = plain.clone();
+        winograd.direct = None;
+        let [y, y_winograd] = [&plain, &winograd].map(|op| {
+            let mut y = vec![0f32; n * oc * h * w];
+            op.run_on(None, &x, None, &mut y, n, h, w).expect("run");
+            y
+        });
         for leaky_relu in [None, Some(0.1f32)] {
             for residual in [false, true] {
-                for depth_to_space in [None, Some((2, true)), Some((2, false)), Some((3, true))] {
+                for depth_to_space in [None, Some((2, true)), Some((2, false)), Some((3, true))]
+                    .into_iter()
+                    .filter(|d| d.is_none_or(|(b, _)| oc % (b * b) == 0))
+                {
                     let e = Epilogue {
                         leaky_relu,
                         residual,
                         depth_to_space,
                     };
                     // The unfused chain, in the graph's order.
-                    let mut want = y.clone();
+                    let op = plain.clone().with_epilogue(e).expect("epilogue");
+                    let direct = op.direct_weights().is_some();
+                    let mut want = if direct {
+                        y.clone()
+                    } else {
+                        y_winograd.clone()
+                    };
                     if let Some(a) = leaky_relu {
                         want.iter_mut().filter(|v| **v < 0.0).for_each(|v| *v *= a);
                     }
@@ -1001,16 +1153,15 @@ mod tests {
                         d2s.run(&want, &mut shuffled, n, oc / (b * b), h, w);
                         want = shuffled;
                     }
-                    let op = plain.clone().with_epilogue(e).expect("epilogue");
                     let r = residual.then_some(res.as_slice());
-                    for p in [None, Some(&pool)] {
+                    for p in [None, Some(pool)] {
                         let mut got = vec![f32::NAN; want.len()];
                         op.run_on(p, &x, r, &mut got, n, h, w).expect("run");
                         let same = got
                             .iter()
                             .zip(&want)
                             .all(|(a, b)| a.to_bits() == b.to_bits());
-                        assert!(same, "{e:?}, pool {}", p.is_some());
+                        assert!(same, "{oc} channels, {e:?}, pool {}", p.is_some());
                     }
                 }
             }
