@@ -62,8 +62,10 @@ const CHUNK_TILES: usize = 64;
 /// direct sum instead of Winograd's (see [`Winograd3x3::direct_rows`]).
 const DIRECT_MAX_OC: usize = 4;
 
-/// Chunks aimed at per thread, so that threads finishing early find work left.
-const CHUNKS_PER_THREAD: usize = 4;
+/// Chunks aimed at per thread, so that threads finishing early find work left (4 made the
+/// chunks of small images too small: random student-M at 64×64 on 2 threads took ~140 ms
+/// against ~115 with 2 and 1, `kdsr-edge bench`, 4 interleaved rounds).
+const CHUNKS_PER_THREAD: usize = 2;
 
 /// A 3×3 convolution by Winograd F(4,3) (see the module docs).
 #[derive(Debug, Clone)]
