@@ -22,6 +22,15 @@ kdsr_bench_prepare() {
     "$py" -c "import $pkg" 2>/dev/null || "$py" -m pip install --quiet "$pkg" ||
       echo "== warning: pip could not install $pkg; what needs it is reported as not measured"
   done
+  # MNN's wheel pulls aliyun-log-python-sdk, which pins protobuf < 6 and so breaks `import onnx`
+  # (onnx 1.23 needs protobuf ≥ 6.31.1; benches/profile.py imports it); MNN itself runs with
+  # the newer protobuf (benches/run.sh, 2026-12-04), so put it back.
+  case " ${KDSR_BENCH_PIP:-numpy onnxruntime onnx} " in
+    *" onnx "*)
+      "$py" -c "import onnx" 2>/dev/null || "$py" -m pip install --quiet "protobuf>=6.31.1" ||
+        echo "== warning: pip could not restore protobuf for onnx"
+      ;;
+  esac
   PATH="$(cd "$(dirname "$py")" && pwd):$PATH"
   export PATH
   nice -n "${KDSR_BENCH_NICE:-0}" cargo build --release --quiet -p kdsr-runtime \
