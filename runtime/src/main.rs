@@ -31,12 +31,22 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// in `runtime/README.md` ("Memory").
 const TIGHT_BUDGET_MIB: usize = 256;
 
+/// mimalloc's purge delay (ms) for `upscale` and `stream` under larger budgets.
+///
+/// With mimalloc's default (1 s) a 1920×1080 ×4 run (91 tiles, default 512 MiB budget, 2 threads,
+/// student-edge of random weights on `scripts/bench-memory.sh --edge`'s input) peaked at 558–568
+/// MiB RSS in 5 of 6 runs, over the budget (479 MiB in the sixth; the camera model 380–450 MiB);
+/// with 100 ms, 470–475 MiB in 5 runs (the camera model 367–369 MiB), 14–17 s against 13–16 s
+/// (purging at once: 466 MiB, 17–18 s). Measured in `runtime/README.md` ("Memory").
+const PURGE_DELAY_MS: std::ffi::c_long = 100;
+
 /// mimalloc's option numbers (`mi_option_e` in its v3 `mimalloc.h`, the version
 /// `libmimalloc-sys` builds without its `v2` feature).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 const MI_OPTION_DISALLOW_ARENA_ALLOC: libmimalloc_sys::mi_option_t = 26;
 
-/// Purge freed memory at once and allocate outside the first arena when the budget is tight.
+/// Purge freed memory at once and allocate outside the first arena when the budget is tight;
+/// otherwise purge it after [`PURGE_DELAY_MS`].
 #[allow(unsafe_code)] // one FFI call into the allocator this binary links; nothing else is unsafe
 fn fit_allocator_to(cli: &cli::Cli) {
     let budget = match &cli.command {
@@ -50,6 +60,11 @@ fn fit_allocator_to(cli: &cli::Cli) {
         unsafe {
             libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
             libmimalloc_sys::mi_option_set(MI_OPTION_DISALLOW_ARENA_ALLOC, 1);
+        }
+    } else if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: as above.
+        unsafe {
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS);
         }
     }
 }
