@@ -273,7 +273,7 @@ impl Checkpoint {
         Ok(Self { config, weights })
     }
 
-    /// Writes `NAME.safetensors` and `NAME.json`, each atomically. The config is also stored in
+    /// Writes `NAME.json`, then `NAME.safetensors`, each atomically. The config is also stored in
     /// the safetensors metadata under `kdsr.config`.
     pub fn save(&self, weights_path: &Path) -> Result<()> {
         check_layout(
@@ -288,10 +288,12 @@ impl Checkpoint {
             "kdsr.config".to_owned(),
             serde_json::to_string(&self.config).unwrap_or_default(),
         )]);
-        write_atomic(weights_path, &weights_to_bytes(&self.weights, Some(meta))?)?;
+        // The config first: a weights file then always has its config beside it, also when
+        // the process is killed between the two writes (an orphan config is harmless).
         write_atomic(
             &config_path_for(weights_path),
             self.config.to_json().as_bytes(),
-        )
+        )?;
+        write_atomic(weights_path, &weights_to_bytes(&self.weights, Some(meta))?)
     }
 }
