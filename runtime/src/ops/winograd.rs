@@ -574,10 +574,10 @@ impl Winograd3x3 {
     ///
     /// With a few output channels (the tail 32→3 of the SR network, at the ×4 output size)
     /// Winograd's products are tiny and its input transform, 2.25 values written per input value
-    /// of every input channel, is most of the time; the direct sum reads each input row once per
-    /// chunk and adds it into the sums of the output rows it feeds (`acc`, `[y1 - y0, OC, w]`).
-    /// Per input channel, input row and output row it feeds: `acc[o][x] += w₀·in[x-1] + w₁·in[x] + w₂·in[x+1]`, lane-wise over
-    /// the row (the two edge columns, where the padding is, apart).
+    /// of every input channel, is most of the time. Here, per output row and input channel, the
+    /// nine taps of the three input rows it reads are added into the row's `OC` sums (`acc`,
+    /// `[OC, w]`, then a zero row for the padding rows) lane-wise over the row, the two edge
+    /// columns, where the padding is, apart.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn direct_rows<const OC: usize>(
@@ -820,6 +820,7 @@ fn input_tiles(
 ) {
     let tw = w.div_ceil(TILE);
     let tiles = (ty1 - ty0) * tw;
+    let one_row = ty1 - ty0 == 1;
     let wp = TILE * (tw + 1);
     let (zeros, rest) = work.split_at_mut(w);
     let (tb, rest) = rest.split_at_mut(PATCH * wp);
@@ -851,7 +852,7 @@ fn input_tiles(
             // Columns 4 and 5 of tile tx are columns 0 and 1 of tile tx + 1: one tile row reads
             // them shifted by a lane below; several need a copy, as the phases' value at lane
             // t0 + tw belongs to the next tile row, which overwrites it.
-            for q in (0..2).filter(|_| ty1 - ty0 > 1) {
+            for q in (0..PATCH - TILE).filter(|_| !one_row) {
                 let (a, b) = cols_i.split_at_mut((TILE + q) * pl);
                 b[..tw].copy_from_slice(&a[q * pl + 1..][..tw]);
             }
@@ -860,10 +861,9 @@ fn input_tiles(
     for i in 0..PATCH {
         let first = (i * PATCH * ic + c) * tiles;
         let cols_i = &cols[i * PATCH * pl..];
-        let one_row = ty1 - ty0 == 1;
         bt_lanes(
             std::array::from_fn(|q| match q {
-                4 | 5 if one_row => &cols_i[(q - TILE) * pl + 1..][..tiles],
+                _ if q >= TILE && one_row => &cols_i[(q - TILE) * pl + 1..][..tiles],
                 _ => &cols_i[q * pl..][..tiles],
             }),
             strided_rows_mut(&mut v[first..], ic * tiles, tiles),
