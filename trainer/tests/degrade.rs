@@ -36,6 +36,8 @@ fn cfg(kernel: KernelKind, noise_max: f64, per_sample: bool) -> DegradationSecti
         poisson_prob: 0.0,
         jpeg: None,
         jpeg_prob: 1.0,
+        blur_prob: 1.0,
+        noise_prob: 1.0,
     }
 }
 
@@ -346,4 +348,38 @@ fn camera_draws_mix_noise_kinds_and_jpeg_per_sample() {
         )
         .unwrap();
     assert!(draw.jpeg.iter().all(Option::is_none) && draw.shot.iter().all(|s| !s));
+}
+
+#[test]
+fn sharp_and_clean_samples_follow_blur_prob_and_noise_prob() {
+    // Never blurred, never noisy: the LR is the quantised bicubic ↓4 of the HR, its blur target 0.
+    let mut c = cfg(KernelKind::Aniso, 20.0, true);
+    c.blur_prob = 0.0;
+    c.noise_prob = 0.0;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let hr = Tensor::rand([4, 3, 64, 64], (tch::Kind::Float, Device::Cpu));
+    let (lr, draw) = Degrader::new(&c, 4, Device::Cpu)
+        .degrade(&hr, &mut rng)
+        .unwrap();
+    let want = quantize(&bicubic_down(&hr, 4).unwrap());
+    let d = (&lr - &want).abs().max().double_value(&[]);
+    assert!(d < 1e-6, "max |Δ| {d}");
+    assert!(draw.kernels.iter().all(|k| *k == (0.0, 0.0, 0.0)));
+    assert!(draw.noise.iter().all(|l| *l == 0.0));
+    assert!(draw.targets(4, &c).iter().all(|t| *t == 0.0));
+    // p 0.7 and 0.6 over 400 samples: within ±4.5 σ (σ ≈ 9.2 and 9.8).
+    c.blur_prob = 0.7;
+    c.noise_prob = 0.6;
+    let d = Degrader::new(&c, 4, Device::Cpu);
+    let (mut blurred, mut noisy) = (0, 0);
+    for _ in 0..50 {
+        let hr = Tensor::rand([8, 3, 32, 32], (tch::Kind::Float, Device::Cpu));
+        let (_, draw) = d.degrade(&hr, &mut rng).unwrap();
+        blurred += draw.kernels.iter().filter(|k| k.0 > 0.0).count();
+        noisy += draw.noise.iter().filter(|l| **l > 0.0).count();
+        let t = draw.targets(8, &c);
+        assert!(t.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+    assert!((239..=321).contains(&blurred), "{blurred} of 400 blurred");
+    assert!((196..=284).contains(&noisy), "{noisy} of 400 noisy");
 }

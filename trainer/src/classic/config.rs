@@ -105,6 +105,16 @@ pub struct DegradationSection {
     /// Probability that a sample is JPEG-compressed when `jpeg` is set (1 when absent).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub jpeg_prob: f64,
+    /// Probability that a sample is blurred (1 when absent, the paper). A sample that is not is
+    /// bicubic-downsampled from the sharp HR, as the `camera` suite's JPEG-only case; its
+    /// regression target is that of λ = σ_min. Not in the paper: a camera frame is often sharp.
+    #[serde(default = "one")]
+    pub blur_prob: f64,
+    /// Probability that a sample gets noise when `noise_max > 0` (1 when absent, the paper);
+    /// the others have noise level 0. Not in the paper: a camera frame at base ISO is clean
+    /// before its JPEG.
+    #[serde(default = "one")]
+    pub noise_prob: f64,
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -235,6 +245,8 @@ impl TrainConfig {
                 poisson_prob: 0.0,
                 jpeg: None,
                 jpeg_prob: 1.0,
+                blur_prob: 1.0,
+                noise_prob: 1.0,
             },
             teacher: stage(500, 125),
             student: StudentSection {
@@ -414,12 +426,15 @@ impl Experiment for TrainConfig {
             );
         }
         let d = &self.degradation;
-        if !(0.0..=1.0).contains(&d.poisson_prob) || !(0.0..=1.0).contains(&d.jpeg_prob) {
-            bail!(
-                "degradation: poisson_prob and jpeg_prob must be in [0, 1], got {} and {}",
-                d.poisson_prob,
-                d.jpeg_prob
-            );
+        for (name, p) in [
+            ("poisson_prob", d.poisson_prob),
+            ("jpeg_prob", d.jpeg_prob),
+            ("blur_prob", d.blur_prob),
+            ("noise_prob", d.noise_prob),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                bail!("degradation.{name} must be in [0, 1], got {p}");
+            }
         }
         if let Some([lo, hi]) = d.jpeg
             && !(lo >= 1.0 && lo <= hi && hi <= 100.0)
