@@ -109,12 +109,16 @@ fn blind_candidate_names_the_blur_and_depends_on_its_idr() {
 
 /// The camera model (`models/edge/camera/student-edge-camera`, `cpu-edge-camera`), through its
 /// shipped f32 and int8 ONNX files, on the `camera` suite (blur + noise, JPEG, both; one draw per
-/// image) over the first 20 B100 images: above bicubic on average in every case and int8 within
-/// 0.1 dB of f32; and its IDR names the noise level of Set14 crops from its bank.
-/// The camera model's least mean gain over bicubic on the test's 60 LR images (measured
-/// +0.39 dB when written, the JPEG case +0.02 dB; the 300 images of `models/edge/camera/eval-onnx-camera-f32.md`:
-/// +0.39 dB).
-const CAMERA_MIN_GAIN_DB: f64 = 0.2;
+/// image) over the first 20 B100 images: ≥ +0.15 dB over bicubic on average in every case,
+/// ≥ +0.4 dB over all three, int8 within 0.1 dB of f32; and its IDR names the noise level of
+/// Set14 crops from its bank.
+/// The camera model's least mean gain over bicubic on the test's 60 LR images, and its least
+/// gain in each case. Measured when written (the second fine-tune, `training/student-ft2`):
+/// mean +0.54 dB; blur + noise +0.75, JPEG +0.30, both +0.56 (the 300 images of
+/// `models/edge/camera/eval-onnx-camera-f32.md`: +0.54). The model before it gave +0.39 with
+/// JPEG at +0.02 and fails both bounds.
+const CAMERA_MIN_GAIN_DB: f64 = 0.4;
+const CAMERA_MIN_CASE_GAIN_DB: f64 = 0.15;
 
 #[test]
 #[cfg_attr(not(target_arch = "x86_64"), ignore = "too slow under qemu-user")]
@@ -136,7 +140,10 @@ fn camera_model_beats_bicubic_on_camera_inputs_and_names_the_noise() {
     let int8r = run("models/edge/camera/student-edge-camera-int8");
     for ((case, p, _, b, _), (_, q, _, _, _)) in f32r.per_case.iter().zip(&int8r.per_case) {
         eprintln!("{case}: f32 {p:.3} dB, int8 {q:.3} dB, bicubic {b:.3} dB");
-        assert!(p > b, "{case}: {p:.3} vs bicubic {b:.3}");
+        assert!(
+            p - b >= CAMERA_MIN_CASE_GAIN_DB,
+            "{case}: {p:.3} vs bicubic {b:.3}"
+        );
     }
     let (p, q, b) = (f32r.mean.0, int8r.mean.0, f32r.mean.2);
     assert!(p - b >= CAMERA_MIN_GAIN_DB, "mean {p:.3} vs bicubic {b:.3}");
