@@ -5,8 +5,8 @@
 //! libtorch's CUDA backend and `Cuda::device_count()` is 0 on a GPU machine (seen with the
 //! PyPI torch 2.11.0+cu130 wheel: `readelf -d target/release/trainer` listed libtorch_cpu and
 //! libc10 only). tch-rs documents the same fix: `--no-as-needed` before `-ltorch_cuda`.
-//! The library directory is found the way torch-sys finds it: `LIBTORCH_LIB` or `LIBTORCH`
-//! (`…/lib`), else, with `LIBTORCH_USE_PYTORCH`, the active Python's torch package.
+//! The library directory is found the way torch-sys finds it: with `LIBTORCH_USE_PYTORCH`, the
+//! active Python's torch package, else `LIBTORCH_LIB` or `LIBTORCH` (`…/lib`).
 use std::env;
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,9 +17,7 @@ fn env_rerun(name: &str) -> Option<String> {
 }
 
 fn libtorch_lib_dir() -> Option<PathBuf> {
-    if let Some(lib) = env_rerun("LIBTORCH_LIB") {
-        return Some(PathBuf::from(lib).join("lib"));
-    }
+    // torch-sys's precedence: LIBTORCH_USE_PYTORCH, then LIBTORCH_LIB, then LIBTORCH.
     if env_rerun("LIBTORCH_USE_PYTORCH").is_some() {
         // torch-sys runs `python` inside a virtualenv, `python3` otherwise.
         let python = if env::var_os("VIRTUAL_ENV").is_some() {
@@ -37,7 +35,9 @@ fn libtorch_lib_dir() -> Option<PathBuf> {
         let dir = String::from_utf8(out.stdout).ok()?;
         return Some(PathBuf::from(dir.trim()));
     }
-    env_rerun("LIBTORCH").map(|d| PathBuf::from(d).join("lib"))
+    env_rerun("LIBTORCH_LIB")
+        .or_else(|| env_rerun("LIBTORCH"))
+        .map(|d| PathBuf::from(d).join("lib"))
 }
 
 fn main() {

@@ -37,6 +37,12 @@ pub struct Draw {
 }
 
 /// Entry `i` of a per-batch (1 entry) or per-sample list.
+/// True with probability `p`; draws nothing when `p ≥ 1`, so a probability left at 1 keeps the
+/// random stream (and every earlier run) as it was.
+fn happens<R: Rng + ?Sized>(rng: &mut R, p: f64) -> bool {
+    p >= 1.0 || rng.random::<f64>() < p
+}
+
 fn nth<T: Copy>(v: &[T], i: usize) -> T {
     v[if v.len() == 1 { 0 } else { i }]
 }
@@ -112,7 +118,7 @@ impl Degrader {
     /// With `blur_prob` < 1 a sample is left sharp with that probability's complement: the
     /// identity kernel, recorded as λ1 = λ2 = 0.
     pub fn sample_kernel<R: Rng + ?Sized>(&self, rng: &mut R) -> Result<(Kernel, (f64, f64, f64))> {
-        if self.cfg.blur_prob < 1.0 && rng.random::<f64>() >= self.cfg.blur_prob {
+        if !happens(rng, self.cfg.blur_prob) {
             return Ok((Kernel::identity(KERNEL_SIZE)?, (0.0, 0.0, 0.0)));
         }
         let (lo, hi) = (self.cfg.sigma_min, self.cfg.sigma_max);
@@ -154,12 +160,13 @@ impl Degrader {
         let mut shot = Vec::with_capacity(n);
         let mut jpeg = Vec::with_capacity(n);
         for _ in 0..n {
-            let noisy = self.cfg.noise_prob >= 1.0 || rng.random::<f64>() < self.cfg.noise_prob;
-            noise.push(if self.cfg.noise_max > 0.0 && noisy {
-                rng.random::<f64>() * self.cfg.noise_max
-            } else {
-                0.0
-            });
+            noise.push(
+                if self.cfg.noise_max > 0.0 && happens(rng, self.cfg.noise_prob) {
+                    rng.random::<f64>() * self.cfg.noise_max
+                } else {
+                    0.0
+                },
+            );
             shot.push(self.cfg.poisson_prob > 0.0 && rng.random::<f64>() < self.cfg.poisson_prob);
             jpeg.push(match self.cfg.jpeg {
                 Some([lo, hi]) if rng.random::<f64>() < self.cfg.jpeg_prob => {
