@@ -3,11 +3,15 @@
 # `cpu-edge-camera` preset (anisotropic blur, Gaussian/shot noise ≤ 20, JPEG 30–95) on this repo's
 # data, on the CPU. Every number of models/edge/camera/README.md comes from this script.
 #
-# Usage: bash scripts/camera-model.sh [train|post|all]   (default all)
+# Usage: bash scripts/camera-model.sh [train|gpu|post|all]   (default all: train, gpu, post)
 #   train: teacher (2,000 iterations from the blind teacher), student (1,500: 400 of them E_st
 #          alone), student fine-tune (3,000 at lr 1e-4), then a second fine-tune on a wider mix
 #          (10,000 at lr 1e-4; blur on 70 % of the samples, noise on 60 %: sharp and clean
 #          frames before JPEG) → runs/camera*/
+#   gpu:   two more fine-tunes at batch 64 (run.device auto: CUDA when present), from student-ft2:
+#          ft3 4,600 iterations at lr 2e-4, then ft4 3,600 at lr 1e-4 with blur and noise on half
+#          of the samples each → runs/camera-ft3, runs/camera-ft4. The shipped ones ran on a lent
+#          H200 through scripts/device/ (README there), with these settings.
 #   post:  copies the last fine-tune into models/edge/camera/, evaluates it (trainer and
 #          kdsr-edge, f32 and int8), exports split f32 / int8 ONNX, makes its bank, plots its IDR.
 set -euo pipefail
@@ -48,12 +52,28 @@ if [[ $what == train || $what == all ]]; then
     --set degradation.blur_prob=0.7 --set degradation.noise_prob=0.6 \
     --set run.val_every=2000 --set run.save_every=2000 --set run.threads=2
 fi
+if [[ $what == gpu || $what == all ]]; then
+  cargo build --release --locked -p kdsr-trainer --bin trainer
+  gpu=(--config cpu-edge-camera --stage student --teacher $M/training/teacher/final.safetensors
+    --set student.encoder_iterations=0 --set data.hr_patch=128 --set data.batch_size=64
+    --set run.keep_last=2 --set run.threads=1)
+  $T train "${gpu[@]}" --out runs/camera-ft3 \
+    --set student.pretrain='"models/edge/camera/training/student-ft2/final.safetensors"' \
+    --set student.iterations=4600 --set student.lr=2e-4 --set student.decay_every=1840 \
+    --set degradation.blur_prob=0.7 --set degradation.noise_prob=0.6 \
+    --set run.val_every=1150 --set run.save_every=920
+  $T train "${gpu[@]}" --out runs/camera-ft4 \
+    --set student.pretrain='"runs/camera-ft3/student/final.safetensors"' \
+    --set student.iterations=3600 --set student.lr=1e-4 --set student.decay_every=1440 \
+    --set degradation.blur_prob=0.5 --set degradation.noise_prob=0.5 \
+    --set run.val_every=1800 --set run.save_every=720
+fi
 if [[ $what == post || $what == all ]]; then
   cargo build --release --locked -p kdsr-trainer --bin trainer
   cargo build --release --locked -p kdsr-converter -p kdsr-runtime --bins
-  mkdir -p $M/training/{teacher,student,student-ft,student-ft2}
-  cp runs/camera-ft2/student/final.safetensors $P.safetensors
-  cp runs/camera-ft2/student/final.json $P.json
+  mkdir -p $M/training/{teacher,student,student-ft,student-ft2,student-ft3,student-ft4}
+  cp runs/camera-ft4/student/final.safetensors $P.safetensors
+  cp runs/camera-ft4/student/final.json $P.json
   # Each stage's config and log (and the weights the later stages start from), from the runs
   # this machine has: a `post` after only the later stages were re-run keeps the earlier
   # stages' shipped copies.
@@ -66,7 +86,9 @@ if [[ $what == post || $what == all ]]; then
   copy_run runs/camera/teacher $M/training/teacher final.safetensors final.json
   copy_run runs/camera/student $M/training/student
   copy_run runs/camera-ft/student $M/training/student-ft final.safetensors final.json
-  copy_run runs/camera-ft2/student $M/training/student-ft2
+  copy_run runs/camera-ft2/student $M/training/student-ft2 final.safetensors final.json
+  copy_run runs/camera-ft3/student $M/training/student-ft3 final.safetensors final.json
+  copy_run runs/camera-ft4/student $M/training/student-ft4
   # The checkpoint in the trainer: Table 2 layout (Set14), camera suite (B100), Gaussian8.
   $T eval --weights $P.safetensors --data data/Set14 --suite aniso-noise --device cpu \
     --out $M/eval-aniso-noise

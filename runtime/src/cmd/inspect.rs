@@ -36,13 +36,13 @@ const KNOWN: &[(&str, &str, &str, &str, bool)] = &[
         true,
     ),
     (
-        "6d05617897b7f061",
+        "4485949a666a99be",
         "student-edge-camera, the default camera model in models/edge/camera, f32 and int8",
-        "the noise level and, less sharply, the blur: over 40 B100 crops at noise 0 / 10 / 20 \
-         (blur sigma 2.0) 91 % of D's variance is between the noise levels (eta^2 0.911) and \
-         the level is named from D for every crop; at blur sigma 1.2 / 2.4 / 3.6 eta^2 0.822, \
-         sigma named from D for 95.8 % of crops, and the bank's nearest entry names sigma within \
-         +-0.6 for 74 % of 100 noise-free B100 crops",
+        "the noise level and the blur: over 40 B100 crops at noise 0 / 10 / 20 (blur sigma 2.0) \
+         94 % of D's variance is between the noise levels (eta^2 0.940) and the level is named \
+         from D for every crop; at blur sigma 1.2 / 2.4 / 3.6 eta^2 0.899, sigma named from D \
+         for 96.7 % of crops, and the bank's nearest entry names sigma within +-0.6 for 84 % of \
+         100 noise-free B100 crops",
         "the JPEG quality (trained on, not measured), the shape or angle of an anisotropic blur, \
          motion blur: the bank's entries are isotropic sigma x noise level",
         true,
