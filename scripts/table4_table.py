@@ -10,6 +10,8 @@ import json
 import os
 import sys
 
+from ablation_table import means
+
 ROWS = [
     ("teacher", "teacher (IDE sees LR + HR)"),
     ("kd", "student, L1 + KL KD + [idr] (KDSR + our additions)"),
@@ -17,12 +19,6 @@ ROWS = [
     ("plain", "student, KL KD + [idr], plain 3x3 conv instead of IDR-DDC"),
 ]
 SEEDS = [0, 1]
-
-
-def means(path):
-    d = json.load(open(path))
-    return {r["set"]: {"psnr": r["report"]["mean"][0], "ssim": r["report"]["mean"][1],
-                       "bicubic_psnr": r["report"]["mean"][2]} for r in d["results"]}
 
 
 def main():
