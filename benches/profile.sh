@@ -47,7 +47,7 @@ tmp="$out.tmp"
     conv() { [ "$1" = off ] && echo "im2col" || echo "direct conv"; }
     cols=()
     # label | KDSR_EDGE_OPS | direct-spatial knob
-    for v in "kdsr-edge default (Winograd F(4,3), own depth-to-space)|depth-to-space,winograd|$default" \
+    for v in "kdsr-edge default (Winograd F(4,3), own depth-to-space)|depth-to-space,winograd,qdq|$default" \
       "without Winograd ($(conv $default), own depth-to-space)|depth-to-space|$default" \
       "tract ops only, $(conv $default)|none|$default" \
       "tract ops only, $(conv $other)|none|$other"; do

@@ -16,8 +16,18 @@ fn repo() -> PathBuf {
 /// depth-to-space) optimized for a `1×3×h×w` input, with the ops of `set` substituted; and how
 /// many were.
 fn plan(set: OpSet, h: usize, w: usize) -> (Arc<TypedRunnableModel>, kdsr_runtime::ops::Rewrites) {
+    plan_of("models/edge/student-edge.onnx", set, h, w)
+}
+
+/// [`plan`] for the graph at `path` (repo-relative; its input 0 is the LR image).
+fn plan_of(
+    path: &str,
+    set: OpSet,
+    h: usize,
+    w: usize,
+) -> (Arc<TypedRunnableModel>, kdsr_runtime::ops::Rewrites) {
     let model = tract_onnx::onnx()
-        .model_for_path(repo().join("models/edge/student-edge.onnx"))
+        .model_for_path(repo().join(path))
         .unwrap()
         .with_input_fact(0, f32::fact([1, 3, h, w]).into())
         .unwrap();
@@ -27,8 +37,7 @@ fn plan(set: OpSet, h: usize, w: usize) -> (Arc<TypedRunnableModel>, kdsr_runtim
     let after = rewrite_decluttered(&mut typed, set).unwrap();
     let done = kdsr_runtime::ops::Rewrites {
         depth_to_space: before.depth_to_space,
-        winograd: after.winograd,
-        fused: after.fused,
+        ..after
     };
     (
         typed.into_optimized().unwrap().into_runnable().unwrap(),
@@ -46,7 +55,12 @@ fn input(h: usize, w: usize) -> Tensor {
 }
 
 fn sr(plan: &Arc<TypedRunnableModel>, x: &Tensor) -> Vec<f32> {
-    let out = plan.run(tvec![x.clone().into_tvalue()]).unwrap();
+    run(plan, tvec![x.clone().into_tvalue()])
+}
+
+/// The plan's first output, flat.
+fn run(plan: &Arc<TypedRunnableModel>, inputs: TVec<TValue>) -> Vec<f32> {
+    let out = plan.run(inputs).unwrap();
     out[0]
         .to_plain_array_view::<f32>()
         .unwrap()
@@ -78,7 +92,7 @@ fn substituted_ops_give_tracts_output_on_trained_weights() {
     let reference = sr(&plain, &x);
     let d2s = OpSet {
         depth_to_space: true,
-        winograd: false,
+        ..OpSet::default()
     };
     let (p, done) = plan(d2s, h, w);
     assert_eq!(done.depth_to_space, 2, "the two upsampler depth-to-space");
@@ -88,8 +102,10 @@ fn substituted_ops_give_tracts_output_on_trained_weights() {
     let all = OpSet {
         depth_to_space: true,
         winograd: true,
+        qdq: true,
     };
     let (p, done) = plan(all, h, w);
+    assert_eq!(done.qdq, 0, "a float32 graph has no quantization");
     // head, 8 block convs, body tail, 2 upsampler, tail: 13 in the SR network, more in the IDE.
     assert!(done.winograd >= 13, "{done:?}");
     // Fused into them: 9 residual adds and the 2 depth-to-space in the SR network, LeakyReLUs
@@ -100,11 +116,74 @@ fn substituted_ops_give_tracts_output_on_trained_weights() {
     assert!(d <= 1e-4, "max |Δ| {d}");
 }
 
+/// The int8 QDQ split SR graph (student-edge-int8, trained weights, `D` from the float32 IDE):
+/// - each activation's quantize → (u8 lookup table) → dequantize chain as one op (30), fused into
+///   the convolution before it where that convolution is its only producer and it the only
+///   consumer: the output equals the plan that leaves the chains to tract, bit for bit (both
+///   run Winograd; the op and the fusion compute tract's values, `ops::qdq`'s tests);
+/// - against tract's own ops only (its quantized convolutions: other float32 rounding before
+///   each requantization, so a value can land one quantization step away): mean |Δ| within
+///   1e-4 and PSNR between the two above 70 dB, output in [0, 1] (measured 4.0e-7, 101.5 dB).
+#[test]
+fn qdq_chains_give_tracts_output_on_the_int8_graph() {
+    let (h, w) = (37, 45);
+    let x = input(h, w);
+    let (ide, _) = plan_of("models/edge/student-edge-ide.onnx", OpSet::default(), h, w);
+    let d: Vec<f32> = run(&ide, tvec![x.clone().into_tvalue()]);
+    let d = Tensor::from_shape(&[1, d.len()], &d).unwrap();
+    let sr_of = |set: OpSet| {
+        let (p, done) = plan_of("models/edge/student-edge-int8-sr.onnx", set, h, w);
+        (
+            run(&p, tvec![x.clone().into_tvalue(), d.clone().into_tvalue()]),
+            done,
+        )
+    };
+    let without = OpSet {
+        depth_to_space: true,
+        winograd: true,
+        qdq: false,
+    };
+    let (reference, plain) = sr_of(without);
+    let (got, done) = sr_of(OpSet {
+        qdq: true,
+        ..without
+    });
+    assert_eq!(plain.qdq, 0);
+    assert_eq!(done.qdq, 30, "{done:?}");
+    // Into the convolutions: the quantizations of 9 block outputs (before and after the
+    // residual), and of the upsampler's two stages (before and after depth-to-space).
+    assert!(done.fused >= plain.fused + 20, "{done:?} vs {plain:?}");
+    let d = max_diff(&reference, &got);
+    eprintln!(
+        "QDQ chains as one op vs tract's, student-edge-int8 SR {h}x{w}: max |Δ| {d:.2e}, {done:?}"
+    );
+    assert_eq!(d, 0.0, "max |Δ| {d}");
+    let (tract_only, none) = sr_of(OpSet::default());
+    assert_eq!(none, Default::default());
+    let n = got.len() as f64;
+    let mean = got
+        .iter()
+        .zip(&tract_only)
+        .map(|(a, b)| f64::from((a - b).abs()))
+        .sum::<f64>()
+        / n;
+    let mse = got
+        .iter()
+        .zip(&tract_only)
+        .map(|(a, b)| f64::from(a - b).powi(2))
+        .sum::<f64>()
+        / n;
+    let psnr = -10.0 * mse.max(1e-20).log10();
+    eprintln!("all ops vs tract's only, int8 SR: mean |Δ| {mean:.2e}, PSNR {psnr:.1} dB");
+    assert!(mean <= 1e-4 && psnr >= 70.0, "mean |Δ| {mean}, PSNR {psnr}");
+}
+
 #[test]
 fn the_ops_list_is_parsed_and_checked() {
     assert_eq!(OpSet::parse("none").unwrap(), OpSet::default());
     let s = OpSet::parse("winograd, depth-to-space").unwrap();
-    assert!(s.winograd && s.depth_to_space);
+    assert!(s.winograd && s.depth_to_space && !s.qdq);
+    assert!(OpSet::parse(kdsr_runtime::ops::DEFAULT_OPS).unwrap().qdq);
     let e = OpSet::parse("depth-to-space,fft").unwrap_err();
     assert!(e.contains("fft") && e.contains("KDSR_EDGE_OPS"), "{e}");
 }

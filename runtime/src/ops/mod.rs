@@ -6,13 +6,17 @@
 //!   / reshape chain tract-onnx expands it into (each axis move a strided copy).
 //! - [`winograd`]: dense 3×3 convolutions (stride 1, dilation 1, one group, padding 1, constant
 //!   float32 weights) by Winograd F(4,3), with what follows such a convolution alone fused into
-//!   its output store ([`winograd::Epilogue`]): a LeakyReLU, a residual add, a depth-to-space.
+//!   its output store ([`winograd::Epilogue`]): a LeakyReLU, a residual add, a depth-to-space,
+//!   an int8 graph's activation quantization.
+//! - [`qdq`]: an int8 QDQ graph's activation `QuantizeLinear` → (u8 lookup table) →
+//!   `DequantizeLinear` chains as one float32 pass ([`qdq::QuantTable`]), instead of two or three.
 //!
 //! `KDSR_EDGE_OPS` ([`OPS_VAR`]) picks which are substituted: a comma-separated list of
-//! `depth-to-space` and `winograd`, or `none` for tract's own ops only (A/B measurements); unset,
-//! the [`DEFAULT_OPS`].
+//! `depth-to-space`, `winograd` and `qdq`, or `none` for tract's own ops only (A/B
+//! measurements); unset, the [`DEFAULT_OPS`].
 
 pub mod depth_to_space;
+pub mod qdq;
 pub mod winograd;
 
 use tract_onnx::prelude::*;
@@ -27,7 +31,7 @@ use tract_onnx::tract_core::ops::nn::{DataFormat, LeakyRelu};
 pub const OPS_VAR: &str = "KDSR_EDGE_OPS";
 
 /// What is substituted when [`OPS_VAR`] is unset.
-pub const DEFAULT_OPS: &str = "depth-to-space,winograd";
+pub const DEFAULT_OPS: &str = "depth-to-space,winograd,qdq";
 
 /// Which ops [`rewrite`] substitutes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,6 +40,8 @@ pub struct OpSet {
     pub depth_to_space: bool,
     /// [`winograd::Winograd3x3`].
     pub winograd: bool,
+    /// [`qdq::QuantTable`].
+    pub qdq: bool,
 }
 
 impl OpSet {
@@ -47,9 +53,10 @@ impl OpSet {
                 "none" => {}
                 "depth-to-space" => set.depth_to_space = true,
                 "winograd" => set.winograd = true,
+                "qdq" => set.qdq = true,
                 other => {
                     return Err(format!(
-                        "{OPS_VAR}: unknown op `{other}` (depth-to-space, winograd or none)"
+                        "{OPS_VAR}: unknown op `{other}` (depth-to-space, winograd, qdq or none)"
                     ));
                 }
             }
@@ -73,7 +80,9 @@ pub struct Rewrites {
     pub depth_to_space: usize,
     /// Convolutions replaced by [`winograd::Winograd3x3`].
     pub winograd: usize,
-    /// Ops fused into those (LeakyReLU, residual add, depth-to-space).
+    /// Quantize → dequantize chains replaced by [`qdq::QuantTable`].
+    pub qdq: usize,
+    /// Ops fused into those convolutions (LeakyReLU, residual add, depth-to-space, chains).
     pub fused: usize,
 }
 
@@ -87,36 +96,59 @@ pub fn rewrite(model: &mut TypedModel, set: OpSet) -> TractResult<Rewrites> {
             0
         },
         winograd: 0,
+        qdq: 0,
         fused: 0,
     })
 }
 
-/// Substitutes the ops of `set` that need constant weights and biases (Winograd) into
-/// `model`, decluttered (before decluttering a bias can still be a computed value).
+/// Substitutes the ops of `set` that need constant weights and biases (Winograd) or tract's
+/// decluttered quantization ops (the QDQ chains) into `model`, decluttered (before
+/// decluttering a bias can still be a computed value), then fuses what follows each Winograd
+/// convolution into it.
 pub fn rewrite_decluttered(model: &mut TypedModel, set: OpSet) -> TractResult<Rewrites> {
-    if !set.winograd {
-        return Ok(Rewrites::default());
-    }
-    let winograd = rewrite_winograd(model)?;
-    let fused = fuse_epilogues(model)?;
+    let winograd = if set.winograd {
+        rewrite_winograd(model)?
+    } else {
+        0
+    };
+    let qdq = if set.qdq { qdq::rewrite(model)? } else { 0 };
+    let fused = if set.winograd {
+        fuse_epilogues(model)?
+    } else {
+        0
+    };
     Ok(Rewrites {
         depth_to_space: 0,
         winograd,
+        qdq,
         fused,
     })
 }
 
 /// What the op consuming a Winograd node's output adds to its epilogue, and the extra input it
 /// brings (a residual), when it can be fused: the epilogue's stages keep their order (LeakyReLU,
-/// residual, depth-to-space) and each comes at most once.
+/// quantization, residual, quantization, depth-to-space) and each comes at most once; a
+/// quantization after the depth-to-space is the same before it (element-wise).
 fn epilogue_step(
     model: &TypedModel,
     conv: &winograd::Winograd3x3,
     conv_out: OutletId,
     next: &TypedNode,
 ) -> Option<(winograd::Epilogue, Option<OutletId>)> {
-    let mut e = conv.epilogue;
-    let later_than_leaky = e.residual || e.depth_to_space.is_some();
+    let mut e = conv.epilogue.clone();
+    if let Some(q) = next.op_as::<qdq::QuantTable>() {
+        if e.quant_after.is_some() {
+            return None;
+        }
+        if e.quant.is_some() || e.residual || e.depth_to_space.is_some() {
+            e.quant_after = Some(q.clone());
+        } else {
+            e.quant = Some(q.clone());
+        }
+        return Some((e, None));
+    }
+    let later_than_leaky =
+        e.quant.is_some() || e.residual || e.quant_after.is_some() || e.depth_to_space.is_some();
     if let Some(op) = next.op_as::<ElementWiseOp>() {
         let leaky = op.0.downcast_ref::<LeakyRelu>()?;
         if later_than_leaky
@@ -131,6 +163,7 @@ fn epilogue_step(
     if let Some(op) = next.op_as::<TypedBinOp>() {
         if !op.0.is::<Add>()
             || e.residual
+            || e.quant_after.is_some()
             || e.depth_to_space.is_some()
             || op.1.is_some_and(|t| t != f32::datum_type())
             || next.inputs.len() != 2
