@@ -360,6 +360,39 @@ mod tests {
             .collect()
     }
 
+    /// `m` rewritten: its one chain replaced by the table op (affine or not), which gives `want`
+    /// from `x` bit for bit, alone (plain and at the CPU's widest SIMD level) and in `m`.
+    fn check_rewritten(mut m: TypedModel, x: &[f32], want: &[f32], affine: bool, what: &str) {
+        assert_eq!(rewrite(&mut m).unwrap(), 1, "{what}");
+        let op = m
+            .nodes()
+            .iter()
+            .find_map(|n| n.op_as::<QuantTable>())
+            .unwrap()
+            .clone();
+        assert_eq!(op.affine.is_some(), affine, "{what}");
+        for fast in [false, true] {
+            let mut got = x.to_vec();
+            if fast {
+                op.apply_fast(&mut got);
+            } else {
+                op.apply(&mut got);
+            }
+            let same = got
+                .iter()
+                .zip(want)
+                .filter(|(a, b)| a.to_bits() == b.to_bits())
+                .count();
+            assert_eq!(
+                same,
+                x.len(),
+                "{what}, fast {fast}: {same} of {} equal",
+                x.len()
+            );
+        }
+        assert_eq!(run(m, x), want, "{what}");
+    }
+
     /// The op gives tract's own quantize / dequantize (and quantize / lookup table / dequantize)
     /// bit for bit, u8 and i8, on values at every rounding tie, at and beyond both ends.
     #[test]
@@ -378,31 +411,9 @@ mod tests {
                 tract_onnx::tract_core::ops::quant::quantize_linear_i8(inv, zp as i8)
             };
             let dq = DequantizeLinearF32::new(1.0 / inv, zp);
-            // A plain pair, rewritten into the table op.
-            let mut m = pair_model(q, dq, x.len());
+            let m = pair_model(q, dq, x.len());
             let want = run(m.clone(), &x);
-            assert_eq!(rewrite(&mut m).unwrap(), 1);
-            let op = m
-                .nodes()
-                .iter()
-                .find_map(|n| n.op_as::<QuantTable>())
-                .unwrap()
-                .clone();
-            assert!(op.affine.is_some());
-            let mut got = x.clone();
-            op.apply(&mut got);
-            let same = got
-                .iter()
-                .zip(&want)
-                .filter(|(a, b)| a.to_bits() == b.to_bits())
-                .count();
-            assert_eq!(
-                same,
-                x.len(),
-                "pair {inv} {zp}: {same} of {} equal",
-                x.len()
-            );
-            assert_eq!(run(m, &x), want);
+            check_rewritten(m, &x, &want, true, &format!("pair 1/{inv} {zp}"));
         }
         // Dequantize → LeakyReLU → quantize between two pairs: tract declutters it into a u8
         // lookup table; the chain quantize → table → dequantize is one op.
@@ -411,7 +422,7 @@ mod tests {
         let mut m = TypedModel::default();
         let mut w = m.add_source("x", f32::fact([x.len()])).unwrap();
         let q = tract_onnx::tract_core::ops::quant::quantize_linear_u8(inv, zp as u8);
-        w = m.wire_node("q", q.clone(), &[w]).unwrap()[0];
+        w = m.wire_node("q", q, &[w]).unwrap()[0];
         w = m
             .wire_node("dq", DequantizeLinearF32::new(1.0 / inv, zp), &[w])
             .unwrap()[0];
@@ -425,26 +436,11 @@ mod tests {
             .unwrap()[0];
         m.select_output_outlets(&[w]).unwrap();
         let want = run(m.clone(), &x);
-        let mut m = m.into_decluttered().unwrap();
+        let m = m.into_decluttered().unwrap();
         assert!(
             m.nodes().iter().any(|n| n.op.name() == "LookupTable"),
             "tract made no lookup table: {m}"
         );
-        assert_eq!(rewrite(&mut m).unwrap(), 1);
-        let op = m
-            .nodes()
-            .iter()
-            .find_map(|n| n.op_as::<QuantTable>())
-            .unwrap()
-            .clone();
-        assert!(op.affine.is_none());
-        let mut got = x.clone();
-        op.apply(&mut got);
-        assert!(
-            got.iter()
-                .zip(&want)
-                .all(|(a, b)| a.to_bits() == b.to_bits())
-        );
-        assert_eq!(run(m, &x), want);
+        check_rewritten(m, &x, &want, false, "lookup table");
     }
 }
