@@ -121,9 +121,10 @@ fn substituted_ops_give_tracts_output_on_trained_weights() {
 ///   the convolution before it where that convolution is its only producer and it the only
 ///   consumer: the output equals the plan that leaves the chains to tract, bit for bit (both
 ///   run Winograd; the op and the fusion compute tract's values, `ops::qdq`'s tests);
-/// - against tract's own ops only (its quantized convolutions: other float32 rounding before
-///   each requantization, so a value can land one quantization step away): mean |Δ| within
-///   1e-4 and PSNR between the two above 70 dB, output in [0, 1] (measured 4.0e-7, 101.5 dB).
+/// - against tract's own ops only (its quantized convolutions, whose arithmetic differs by
+///   architecture, so a value can land one quantization step away): mean |Δ| within 2e-3 and
+///   PSNR between the two above 45 dB, output in [0, 1] (measured on x86-64 4.0e-7 and
+///   101.5 dB; on aarch64 under qemu 5.8e-4 and 56.6 dB).
 #[test]
 fn qdq_chains_give_tracts_output_on_the_int8_graph() {
     let (h, w) = (37, 45);
@@ -175,7 +176,7 @@ fn qdq_chains_give_tracts_output_on_the_int8_graph() {
         / n;
     let psnr = -10.0 * mse.max(1e-20).log10();
     eprintln!("all ops vs tract's only, int8 SR: mean |Δ| {mean:.2e}, PSNR {psnr:.1} dB");
-    assert!(mean <= 1e-4 && psnr >= 70.0, "mean |Δ| {mean}, PSNR {psnr}");
+    assert!(mean <= 2e-3 && psnr >= 45.0, "mean |Δ| {mean}, PSNR {psnr}");
 }
 
 #[test]
