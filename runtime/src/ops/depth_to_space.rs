@@ -137,7 +137,7 @@ fn axis_op(model: &TypedModel, node: usize) -> Option<&AxisOp> {
 }
 
 /// The only successor of `node`'s single output, when it has exactly one.
-fn only_successor(model: &TypedModel, node: usize) -> Option<usize> {
+pub(super) fn only_successor(model: &TypedModel, node: usize) -> Option<usize> {
     let n = model.node(node);
     (n.outputs.len() == 1 && n.outputs[0].successors.len() == 1)
         .then(|| n.outputs[0].successors[0].node)

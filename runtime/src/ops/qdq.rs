@@ -29,6 +29,8 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearI8, QuantizeLinearU8};
 
+use super::depth_to_space::only_successor;
+
 /// `1.5 · 2²³`: for `|t| ≤ 2²²`, `(t + MAGIC) − MAGIC` is `t` rounded to the nearest integer,
 /// ties to even (float32 addition rounds so), in plain arithmetic every SIMD level vectorizes.
 const MAGIC: f32 = 12_582_912.0;
@@ -112,9 +114,7 @@ impl QuantTable {
             }
         }
     }
-}
 
-impl QuantTable {
     /// [`Self::apply`] compiled for the widest vector instructions the CPU has, as the Winograd
     /// op's chunks are (the binary's x86-64 baseline is SSE2); the same values on every level.
     pub fn apply_fast(&self, line: &mut [f32]) {
@@ -155,9 +155,9 @@ impl Op for QuantTable {
 
     fn info(&self) -> TractResult<Vec<String>> {
         let how = if self.affine.is_some() {
-            "quantize / dequantize".to_string()
+            "quantize / dequantize"
         } else {
-            "quantize / lookup / dequantize".to_string()
+            "quantize / lookup / dequantize"
         };
         Ok(vec![format!(
             "{how}, 1/scale {}, zero point {}, {}..={}",
@@ -220,16 +220,6 @@ fn quantize_params(node: &TypedNode) -> Option<(f32, i32, (i32, i32), DatumType)
     Some((q.scale, q.zero_point as i32, (-128, 127), i8::datum_type()))
 }
 
-/// The only successor of `node`'s single output, when it has exactly one and is not a model
-/// output.
-fn only_successor(model: &TypedModel, node: usize, outputs: &[OutletId]) -> Option<usize> {
-    let n = model.node(node);
-    (n.outputs.len() == 1
-        && n.outputs[0].successors.len() == 1
-        && !outputs.contains(&OutletId::new(node, 0)))
-    .then(|| n.outputs[0].successors[0].node)
-}
-
 /// The chain starting at node `id` (see the module docs): the last node (the
 /// `DequantizeLinear`) and the op replacing it all.
 fn chain(model: &TypedModel, id: usize) -> TractResult<Option<(usize, QuantTable)>> {
@@ -246,7 +236,11 @@ fn chain(model: &TypedModel, id: usize) -> TractResult<Option<(usize, QuantTable
     let mut between = vec![];
     let mut cur = id;
     let dq = loop {
-        let Some(next) = only_successor(model, cur, &outputs) else {
+        // A chain whose middle is a model output stays as it is.
+        let next = (!outputs.contains(&OutletId::new(cur, 0)))
+            .then(|| only_successor(model, cur))
+            .flatten();
+        let Some(next) = next else {
             return Ok(None);
         };
         let n = model.node(next);
