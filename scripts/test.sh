@@ -9,8 +9,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup-libtorch.sh
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
-python -c 'import onnxruntime, numpy, safetensors, maturin, pytest, PIL' 2>/dev/null \
-  || pip install --quiet onnxruntime numpy safetensors maturin pytest pillow
+# onnxruntime pinned: converter/tests/ort_check.py compares its int8 integer kernels with tract,
+# and what they compute changes with its versions and the CPU (converter/README.md).
+python -c 'import onnxruntime, numpy, safetensors, maturin, pytest, PIL
+assert onnxruntime.__version__ == "1.32.0"' 2>/dev/null \
+  || pip install --quiet onnxruntime==1.32.0 numpy safetensors maturin pytest pillow
 # Ray Data for python/tests/test_ray.py (python/examples/ray_upscale.py), the version tested
 # (needs CPython >= 3.10; ~33 s and ~500 MB into a fresh venv here: ray, pyarrow, pandas).
 python -c 'import ray, ray.data; assert ray.__version__ == "2.60.0"' 2>/dev/null \

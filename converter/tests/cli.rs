@@ -108,6 +108,7 @@ fn quantized_export_reports_size_psnr_and_speed() {
         "minmax",
         "--exclude",
         "G.head.0",
+        "--reduce-range",
         "--test-image",
         baby.to_str().unwrap(),
         "--bench-size",
@@ -131,7 +132,9 @@ fn quantized_export_reports_size_psnr_and_speed() {
     let o = converter(&["inspect", out.to_str().unwrap()]);
     let dump = String::from_utf8_lossy(&o.stdout);
     assert!(
-        dump.contains("kdsr.precision = int8") && dump.contains("kdsr.quant_exclude = G.head.0"),
+        dump.contains("kdsr.precision = int8")
+            && dump.contains("kdsr.quant_exclude = G.head.0")
+            && dump.contains("kdsr.quant_weights = int8-symmetric-reduced"),
         "{dump}"
     );
     // `--precision` is the old name of `--quantize`.

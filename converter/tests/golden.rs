@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use common::{io, net, sample};
 use kdsr_converter::inspect::{dump, dump_bytes, node_shapes};
 use kdsr_converter::quantize::rewrite::{calibration_tensors, insert_qdq, store_weights};
-use kdsr_converter::quantize::{KernelQuant, Range};
+use kdsr_converter::quantize::{KernelQuant, QuantizeOptions, Range};
 use kdsr_converter::{Precision, onnx};
 use kdsr_core::idr::Idr;
 use tract_onnx::pb::ModelProto;
@@ -60,7 +60,7 @@ fn graphs() -> Vec<(&'static str, ModelProto)> {
 
 /// `m` with its weights stored at `p` (f16 or int8-weights), no exclusions.
 fn stored(m: &ModelProto, p: Precision) -> ModelProto {
-    store_weights(m, p, &[], KernelQuant::default()).unwrap()
+    store_weights(m, p, &QuantizeOptions::default()).unwrap()
 }
 
 /// The int8 QDQ form of `m` with the range [0, 1] on graph inputs and [-1, 1] everywhere else.
@@ -86,7 +86,16 @@ fn int8_fixed_ranges(m: &ModelProto) -> ModelProto {
             (t, Range { min, max: 1.0 })
         })
         .collect();
-    insert_qdq(m, &ranges, &[], k, &[]).unwrap()
+    insert_qdq(
+        m,
+        &ranges,
+        &QuantizeOptions {
+            kernels: k,
+            ..QuantizeOptions::default()
+        },
+        &[],
+    )
+    .unwrap()
 }
 
 fn first_difference(a: &str, b: &str) -> String {

@@ -250,6 +250,52 @@ fn psnr_on_a_real_image_is_above_the_floors() {
 }
 
 #[test]
+fn reduce_range_stores_7_bit_weights_and_stays_above_the_floors() {
+    // --reduce-range (onnxruntime's reduce_range): int8 weights in [-64, 64], so that the u8×s8
+    // kernels of x86-64 CPUs without VNNI cannot saturate (converter/tests/ort_check.py runs
+    // these graphs on onnxruntime's integer kernels on every CPU). The cost: one bit of weight
+    // precision, within the same PSNR floors as full-range int8 on the baby crop.
+    let img = baby_crop(48, 48);
+    let largest = |m: &pb::ModelProto| {
+        graph(m)
+            .initializer
+            .iter()
+            .filter(|t| t.data_type == DataType::Int8 as i32)
+            .flat_map(|t| t.raw_data.iter().map(|&v| (v as i8).unsigned_abs()))
+            .max()
+            .unwrap()
+    };
+    for (name, net) in [("tiny", net()), ("edge", edge())] {
+        let full = &quantized(&net, Precision::Int8, ExportKind::Dynamic)[0];
+        let mut o = options(Precision::Int8, ExportKind::Dynamic);
+        o.quantize.reduce_range = true;
+        let reduced = &build_with(&net, &o, Some(&calib_crops())).unwrap().0[0];
+        assert_eq!(largest(&full.model), 127, "{name}");
+        assert_eq!(largest(&reduced.model), 64, "{name}");
+        assert_eq!(
+            meta(&full.model, keys::QUANT_WEIGHTS),
+            Some("int8-symmetric")
+        );
+        assert_eq!(
+            meta(&reduced.model, keys::QUANT_WEIGHTS),
+            Some("int8-symmetric-reduced")
+        );
+        let sr = |b: &Built| {
+            let (q, f) = both(b, &img);
+            psnr(&q[0].data, &f[0].data, 1.0)
+        };
+        let (full_db, reduced_db) = (sr(full), sr(reduced));
+        eprintln!(
+            "{name} int8 sr PSNR vs float32: full range {full_db:.2} dB, 7-bit {reduced_db:.2} dB"
+        );
+        assert!(
+            reduced_db >= TEST_INT8_MIN_PSNR,
+            "{name}: {reduced_db:.2} dB"
+        );
+    }
+}
+
+#[test]
 fn int8_weights_file_is_under_0_3_of_f32_for_student_edge() {
     let b = &quantized(&edge(), Precision::Int8Weights, ExportKind::Dynamic)[0];
     let ratio = b.bytes.len() as f64 / b.float.as_ref().unwrap().len() as f64;
@@ -411,12 +457,12 @@ fn golden_ranges_give_a_deterministic_int8_graph() {
             )
         })
         .collect();
-    let a = insert_qdq(&m, &ranges, &[], KernelQuant::Weights, &[]).unwrap();
-    let b = insert_qdq(&m, &ranges, &[], KernelQuant::Weights, &[]).unwrap();
+    let a = insert_qdq(&m, &ranges, &QuantizeOptions::default(), &[]).unwrap();
+    let b = insert_qdq(&m, &ranges, &QuantizeOptions::default(), &[]).unwrap();
     assert_eq!(onnx::encode(&a), onnx::encode(&b));
     let mut short = ranges.clone();
     short.remove("G.head.0");
-    let e = insert_qdq(&m, &short, &[], KernelQuant::Weights, &[]).unwrap_err();
+    let e = insert_qdq(&m, &short, &QuantizeOptions::default(), &[]).unwrap_err();
     assert!(e.to_string().contains("G.head.0"), "{e}");
 }
 
@@ -475,8 +521,7 @@ fn errors_name_the_problem() {
     let e = kdsr_converter::quantize::rewrite::store_weights(
         &onnx::dynamic(&net).unwrap(),
         Precision::Int8,
-        &[],
-        KernelQuant::Weights,
+        &QuantizeOptions::default(),
     )
     .unwrap_err();
     assert!(e.to_string().contains("calibration"), "{e}");
@@ -490,15 +535,13 @@ fn errors_name_the_problem() {
     let q = kdsr_converter::quantize::rewrite::store_weights(
         &onnx::dynamic(&net).unwrap(),
         Precision::F16,
-        &[],
-        KernelQuant::Weights,
+        &QuantizeOptions::default(),
     )
     .unwrap();
     let e = kdsr_converter::quantize::rewrite::store_weights(
         &q,
         Precision::Int8Weights,
-        &[],
-        KernelQuant::Weights,
+        &QuantizeOptions::default(),
     )
     .unwrap_err();
     assert!(e.to_string().contains("float32 graph"), "{e}");
@@ -513,8 +556,7 @@ fn stored_weights_match_the_export_path() {
         let direct = kdsr_converter::quantize::rewrite::store_weights(
             &onnx::dynamic(&net).unwrap(),
             p,
-            &[],
-            KernelQuant::default(),
+            &QuantizeOptions::default(),
         )
         .unwrap();
         let mut o = options(p, ExportKind::Dynamic);

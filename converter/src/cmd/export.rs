@@ -78,6 +78,12 @@ pub struct ExportArgs {
     /// float, weights (MLP weights int8), full (also QDQ on D and the kernels).
     #[arg(long, value_enum, default_value_t = KernelQuant::Weights)]
     pub quantize_kernels: KernelQuant,
+    /// 7-bit int8 weights ([-64, 64]), as onnxruntime's quantizer's reduce_range: for graphs
+    /// that onnxruntime or OpenVINO will run on x86-64 CPUs without VNNI (AVX2-only Intel, AMD
+    /// before Zen 4), whose u8×s8 kernels saturate with full-range weights. Not needed for
+    /// kdsr-edge (tract) or ARM.
+    #[arg(long)]
+    pub reduce_range: bool,
     /// LR size of the verification input, WxH.
     #[arg(long, value_name = "WxH", default_value = "32x32")]
     pub test_size: ImageSize,
@@ -134,6 +140,7 @@ impl ExportArgs {
                 }),
                 exclude: self.exclude.clone(),
                 kernels: self.quantize_kernels,
+                reduce_range: self.reduce_range,
             },
             idr,
             force: self.force,

@@ -2,7 +2,7 @@
 //!
 //! | [`crate::Precision`] | weights | biases | activations | needs |
 //! |---|---|---|---|---|
-//! | `int8` | int8, per channel (axis 0), symmetric | int32, scale = input · weight scale | uint8, asymmetric, calibrated | `--calib-data` |
+//! | `int8` | int8, per channel (axis 0), symmetric ([-127, 127]; [-64, 64] with `reduce_range`) | int32, scale = input · weight scale | uint8, asymmetric, calibrated | `--calib-data` |
 //! | `int8-weights` | int8, per channel, symmetric | float32 | float32 | — |
 //! | `f16` | float16 + `Cast` | float16 + `Cast` | float32 | — |
 //!
@@ -71,6 +71,10 @@ fn quant_metadata(
             KernelQuant::Full => "full",
         };
         m.push((keys::QUANT_KERNELS.to_owned(), k.to_owned()));
+        m.push((
+            keys::QUANT_WEIGHTS.to_owned(),
+            q.weight_range_name().to_owned(),
+        ));
     }
     if !q.exclude.is_empty() {
         m.push((keys::QUANT_EXCLUDE.to_owned(), q.exclude.join(",")));
@@ -105,10 +109,10 @@ pub fn quantize_graph(
             let feeds = feeds(net, float.kind, crops, batch)?;
             let ranges =
                 calibrate::calibrate(&float.model, &tensors, &feeds, c.method, c.percentile)?;
-            rewrite::insert_qdq(&float.model, &ranges, &q.exclude, q.kernels, &meta)?
+            rewrite::insert_qdq(&float.model, &ranges, q, &meta)?
         }
         p => {
-            let mut m = rewrite::store_weights(&float.model, p, &q.exclude, q.kernels)?;
+            let mut m = rewrite::store_weights(&float.model, p, q)?;
             m.metadata_props.extend(props(&meta));
             m
         }

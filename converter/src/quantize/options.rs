@@ -3,6 +3,7 @@
 //! `quantize/`: the others read it, it reads only the calibration settings.
 
 use super::calibrate::CalibOptions;
+use super::params::{INT8_WEIGHT_MAX, INT8_WEIGHT_MAX_REDUCED};
 
 /// What static int8 does with the kernel path of the dynamic depthwise convs: the kernel MLPs
 /// (`Gemm` → LeakyRelu → `Gemm` → `Reshape`, from `D`) and the depthwise conv that applies the
@@ -30,6 +31,31 @@ pub struct QuantizeOptions {
     pub exclude: Vec<String>,
     /// The kernel path of the dynamic depthwise convs.
     pub kernels: KernelQuant,
+    /// 7-bit int8 weights ([-64, 64]), onnxruntime's `reduce_range`: for int8 graphs that
+    /// onnxruntime or OpenVINO will run on x86-64 CPUs without VNNI, whose u8×s8 integer kernels
+    /// (`vpmaddubsw`) saturate 16-bit pair sums of full-range weights. tract and CPUs with VNNI
+    /// (or ARM's dot products) do not saturate; off by default.
+    pub reduce_range: bool,
+}
+
+impl QuantizeOptions {
+    /// Largest magnitude of an int8 weight with these settings.
+    pub fn weight_max(&self) -> f32 {
+        if self.reduce_range {
+            INT8_WEIGHT_MAX_REDUCED
+        } else {
+            INT8_WEIGHT_MAX
+        }
+    }
+
+    /// The `kdsr.quant_weights` value of these settings.
+    pub fn weight_range_name(&self) -> &'static str {
+        if self.reduce_range {
+            "int8-symmetric-reduced"
+        } else {
+            "int8-symmetric"
+        }
+    }
 }
 
 /// The exclusions the README recommends for `int8` on the KDSR students: the image-facing layers

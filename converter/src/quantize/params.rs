@@ -7,6 +7,12 @@
 /// symmetric int8 (so that `-q` is always representable).
 pub const INT8_WEIGHT_MAX: f32 = 127.0;
 
+/// Largest magnitude of a 7-bit weight, onnxruntime's `reduce_range` for int8 (its
+/// `ONNX_INT_TYPE_REDUCED_RANGE`: [-64, 64]). A uint8 activation times such a weight, summed in
+/// pairs, stays within i16 (255 · 64 · 2 = 32,640), so the `vpmaddubsw` u8×s8 kernels of x86-64
+/// CPUs without VNNI cannot saturate.
+pub const INT8_WEIGHT_MAX_REDUCED: f32 = 64.0;
+
 /// One tensor quantized per channel along axis 0: `w[c, …] ≈ q[c, …] · scale[c]` (zero point 0).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PerChannel {
@@ -39,26 +45,26 @@ fn symmetric_scale(absmax: f32, steps: f32) -> f32 {
     }
 }
 
-/// Quantizes `data` (row-major, axis 0 of length `channels`) per channel, symmetric int8:
-/// `scale[c] = max|w[c, …]| / 127`, `q = clamp(round_half_even(w / scale), -127, 127)`.
+/// Quantizes `data` (row-major, axis 0 of length `channels`) per channel, symmetric int8 with
+/// `qmax` steps each side ([`INT8_WEIGHT_MAX`] or [`INT8_WEIGHT_MAX_REDUCED`]):
+/// `scale[c] = max|w[c, …]| / qmax`, `q = clamp(round_half_even(w / scale), -qmax, qmax)`.
 /// Every dequantized value is within `scale[c] / 2` of the original.
 ///
 /// # Shapes
 /// `data.len()` must be a multiple of `channels` (checked by the caller); channel `c` is
 /// `data[c·n .. (c+1)·n]`, `n = data.len() / channels`.
-pub fn per_channel_int8(data: &[f32], channels: usize) -> PerChannel {
+pub fn per_channel_int8(data: &[f32], channels: usize, qmax: f32) -> PerChannel {
     let n = data.len() / channels.max(1);
     let mut q = Vec::with_capacity(data.len());
     let mut scale = Vec::with_capacity(channels);
     for ch in data.chunks(n.max(1)).take(channels) {
         let absmax = ch.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let s = symmetric_scale(absmax, INT8_WEIGHT_MAX);
+        let s = symmetric_scale(absmax, qmax);
         scale.push(s);
-        q.extend(ch.iter().map(|v| {
-            (v / s)
-                .round_ties_even()
-                .clamp(-INT8_WEIGHT_MAX, INT8_WEIGHT_MAX) as i8
-        }));
+        q.extend(
+            ch.iter()
+                .map(|v| (v / s).round_ties_even().clamp(-qmax, qmax) as i8),
+        );
     }
     PerChannel { q, scale }
 }
@@ -120,10 +126,28 @@ mod tests {
     #[test]
     fn per_channel_is_within_half_a_step() {
         let w = [0.5, -1.0, 0.25, 0.0, 0.0, 0.0, 1e-3, 2e-3, -3e-3];
-        let p = per_channel_int8(&w, 3);
+        let p = per_channel_int8(&w, 3, INT8_WEIGHT_MAX);
         assert_eq!(p.scale[1], 1.0);
         assert_eq!(p.q[1], -127);
         assert_eq!(&p.q[3..6], &[0, 0, 0]);
+        for (i, (a, b)) in p.dequantize().iter().zip(&w).enumerate() {
+            assert!(
+                (a - b).abs() <= p.scale[i / 3] / 2.0 * 1.000_01,
+                "{i}: {a} vs {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn reduced_range_weights_use_7_bits() {
+        let w = [0.5, -1.0, 0.25, 0.0, 0.0, 0.0, 1e-3, 2e-3, -3e-3];
+        let p = per_channel_int8(&w, 3, INT8_WEIGHT_MAX_REDUCED);
+        assert_eq!(p.q[1], -64);
+        assert!((p.scale[0] - 1.0 / 64.0).abs() < 1e-9);
+        assert!(p.q.iter().all(|q| (-64..=64).contains(q)), "{:?}", p.q);
+        // The largest pair sum a u8×s8 `vpmaddubsw` can form stays within i16.
+        let worst = 255 * i32::from(p.q.iter().map(|q| q.unsigned_abs()).max().unwrap_or(0)) * 2;
+        assert!(worst <= i32::from(i16::MAX), "{worst}");
         for (i, (a, b)) in p.dequantize().iter().zip(&w).enumerate() {
             assert!(
                 (a - b).abs() <= p.scale[i / 3] / 2.0 * 1.000_01,

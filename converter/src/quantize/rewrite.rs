@@ -26,7 +26,7 @@ use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
 
 use super::calibrate::Range;
-use super::options::KernelQuant;
+use super::options::{KernelQuant, QuantizeOptions};
 use super::params::{PerChannel, int32_bias, per_channel_int8, to_f16, uint8_activation};
 use crate::error::{ConvertError, Result};
 use crate::graph::{Precision, keys};
@@ -193,20 +193,30 @@ impl Names {
 
 /// The rewritten graph under construction: constant-reading nodes first, then the original
 /// nodes, each followed by the QDQ pair of its output.
-#[derive(Default)]
 struct Out {
     inits: Vec<pb::TensorProto>,
     head: Vec<pb::NodeProto>,
     removed: BTreeSet<String>,
+    /// Largest magnitude of an int8 weight ([`QuantizeOptions::weight_max`]).
+    weight_max: f32,
 }
 
 impl Out {
+    fn new(q: &QuantizeOptions) -> Self {
+        Self {
+            inits: Vec::new(),
+            head: Vec::new(),
+            removed: BTreeSet::new(),
+            weight_max: q.weight_max(),
+        }
+    }
+
     /// Replaces the float initializer `t` with int8 per-channel values read through a
     /// `DequantizeLinear` named after it; returns the scales.
     fn int8_weight(&mut self, names: &mut Names, t: &pb::TensorProto) -> Result<Vec<f32>> {
         let data = tensor_f32(t)?;
         let ch = t.dims.first().map_or(1, |&d| d.max(1) as usize);
-        let p: PerChannel = per_channel_int8(&data, ch);
+        let p: PerChannel = per_channel_int8(&data, ch, self.weight_max);
         let q = names.claim(format!("{}.int8", t.name))?;
         let s = names.claim(format!("{}.scale", t.name))?;
         let z = names.claim(format!("{}.zero_point", t.name))?;
@@ -367,16 +377,16 @@ fn check_float32(g: &pb::GraphProto) -> Result<()> {
 
 /// Rewrites the weights of a float32 graph for `precision` ([`Precision::F16`]: every float
 /// initializer; [`Precision::Int8Weights`]: every Conv and Gemm weight, per channel along axis 0,
-/// biases stay float32) and sets `kdsr.precision`. Nodes named in `exclude` keep their float32
-/// initializers; `kernels` = [`KernelQuant::Float`] also keeps the kernel MLP weights float32
-/// (int8-weights). [`Precision::F32`] returns the model unchanged; [`Precision::Int8`] is
-/// [`insert_qdq`]'s.
+/// biases stay float32) and sets `kdsr.precision`. Nodes named in `q.exclude` keep their float32
+/// initializers; `q.kernels` = [`KernelQuant::Float`] also keeps the kernel MLP weights float32
+/// (int8-weights); `q.reduce_range` stores 7-bit weights. [`Precision::F32`] returns the model
+/// unchanged; [`Precision::Int8`] is [`insert_qdq`]'s.
 pub fn store_weights(
     model: &pb::ModelProto,
     precision: Precision,
-    exclude: &[String],
-    kernels: KernelQuant,
+    q: &QuantizeOptions,
 ) -> Result<pb::ModelProto> {
+    let (exclude, kernels) = (&q.exclude, q.kernels);
     let g = graph(model)?;
     if precision == Precision::F32 {
         return Ok(model.clone());
@@ -385,7 +395,7 @@ pub fn store_weights(
     let v = View::new(g);
     let ex: BTreeSet<&str> = exclude.iter().map(String::as_str).collect();
     let mut names = Names::of(g);
-    let mut out = Out::default();
+    let mut out = Out::new(q);
     match precision {
         Precision::F16 => {
             let keep: BTreeSet<usize> = g
@@ -470,20 +480,21 @@ pub fn calibration_tensors(
 /// and Gemm nodes (and the kernel MLPs with [`KernelQuant::Weights`]), int32 biases
 /// (`scale = input scale · weight scale`), and on every tensor of [`calibration_tensors`] a
 /// `QuantizeLinear` → `DequantizeLinear` pair with an asymmetric uint8 scale and zero point from
-/// its calibrated range in `ranges`. Sets `kdsr.precision` to `int8` and appends `metadata`.
+/// its calibrated range in `ranges`. Exclusions, kernel path and weight range from `q`. Sets
+/// `kdsr.precision` to `int8` and appends `metadata`.
 pub fn insert_qdq(
     model: &pb::ModelProto,
     ranges: &BTreeMap<String, Range>,
-    exclude: &[String],
-    kernels: KernelQuant,
+    q: &QuantizeOptions,
     metadata: &[(String, String)],
 ) -> Result<pb::ModelProto> {
+    let (exclude, kernels) = (&q.exclude, q.kernels);
     let tensors = calibration_tensors(model, exclude, kernels)?;
     let g = graph(model)?;
     let v = View::new(g);
     let ex: BTreeSet<&str> = exclude.iter().map(String::as_str).collect();
     let mut names = Names::of(g);
-    let mut out = Out::default();
+    let mut out = Out::new(q);
 
     let mut act: HashMap<&str, (f32, u8)> = HashMap::new();
     for t in &tensors {

@@ -396,6 +396,9 @@ pub mod keys {
     pub const QUANT_CALIBRATION: &str = "kdsr.quant_calibration";
     /// int8, int8-weights: the kernel-path handling (`float`, `weights`, `full`).
     pub const QUANT_KERNELS: &str = "kdsr.quant_kernels";
+    /// int8, int8-weights: the weight range, `int8-symmetric` ([-127, 127]) or
+    /// `int8-symmetric-reduced` ([-64, 64], onnxruntime's `reduce_range`).
+    pub const QUANT_WEIGHTS: &str = "kdsr.quant_weights";
     /// Reduced precisions: the nodes left float32, comma-separated (absent when none).
     pub const QUANT_EXCLUDE: &str = "kdsr.quant_exclude";
 }
