@@ -123,6 +123,16 @@ pub fn to_f16(data: &[f32]) -> Vec<half::f16> {
 mod tests {
     use super::*;
 
+    /// Every dequantized value of `p` (3 channels) is within half a step of `w`.
+    fn assert_within_half_a_step(p: &PerChannel, w: &[f32]) {
+        for (i, (a, b)) in p.dequantize().iter().zip(w).enumerate() {
+            assert!(
+                (a - b).abs() <= p.scale[i / 3] / 2.0 * 1.000_01,
+                "{i}: {a} vs {b}"
+            );
+        }
+    }
+
     #[test]
     fn per_channel_is_within_half_a_step() {
         let w = [0.5, -1.0, 0.25, 0.0, 0.0, 0.0, 1e-3, 2e-3, -3e-3];
@@ -130,12 +140,7 @@ mod tests {
         assert_eq!(p.scale[1], 1.0);
         assert_eq!(p.q[1], -127);
         assert_eq!(&p.q[3..6], &[0, 0, 0]);
-        for (i, (a, b)) in p.dequantize().iter().zip(&w).enumerate() {
-            assert!(
-                (a - b).abs() <= p.scale[i / 3] / 2.0 * 1.000_01,
-                "{i}: {a} vs {b}"
-            );
-        }
+        assert_within_half_a_step(&p, &w);
     }
 
     #[test]
@@ -148,12 +153,7 @@ mod tests {
         // The largest pair sum a u8×s8 `vpmaddubsw` can form stays within i16.
         let worst = 255 * i32::from(p.q.iter().map(|q| q.unsigned_abs()).max().unwrap_or(0)) * 2;
         assert!(worst <= i32::from(i16::MAX), "{worst}");
-        for (i, (a, b)) in p.dequantize().iter().zip(&w).enumerate() {
-            assert!(
-                (a - b).abs() <= p.scale[i / 3] / 2.0 * 1.000_01,
-                "{i}: {a} vs {b}"
-            );
-        }
+        assert_within_half_a_step(&p, &w);
     }
 
     #[test]
