@@ -13,15 +13,21 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 which_arch="${1:-all}"
 profile=()
-[[ "${2:-}" == "--release" ]] && profile=(--release)
+# The dev check builds the runtime library with its default features (the `cli` one is kdsr-edge's),
+# as scripts/test-arm.sh's build did, so it links that build instead of compiling kdsr-runtime once
+# more (~40 s a target). The library without `cli`, what the firmware links on a board, is compiled
+# on x86-64 by the Python package's build (scripts/test.sh), and its code does not depend on the
+# architecture. --release builds exactly what a board gets.
+features=(--features kdsr-runtime/default)
+[[ "${2:-}" == "--release" ]] && profile=(--release) && features=()
 
 # shellcheck source=scripts/arm-toolchain.sh
 source scripts/arm-toolchain.sh
 
 build() {
   local target=$1 start=$SECONDS
-  echo "== $target: cargo build -p kdsr-firmware-examples --examples ${profile[*]}"
-  cargo build -p kdsr-firmware-examples --examples --target "$target" --locked "${profile[@]}"
+  echo "== $target: cargo build -p kdsr-firmware-examples --examples ${profile[*]} ${features[*]}"
+  cargo build -p kdsr-firmware-examples --examples --target "$target" --locked "${profile[@]}" "${features[@]}"
   echo "== $target: built in $((SECONDS - start)) s"
 }
 case "$which_arch" in
