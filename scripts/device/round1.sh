@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # One device call: camera fine-tunes (J1 lr 1e-4, J2 lr 2e-4) and the Table 4 rows (blind recipe,
 # seeds 0/1: teacher, then students kd / no-kd / plain), sized by a probe to a wall-clock deadline.
-# env: DL (deadline s from start), DEV (cuda|cpu), OUT, T (trainer binary), PROBE_S, BATCH
+# env: DL (deadline s from start), DEV (cuda|cpu), OUT, T (trainer binary), PROBE_S, BATCH, B4,
+#   CAM (0: no camera fine-tunes, the whole call for the Table 4 rows; default 1),
+#   T4_STUDENT_SET (space-separated KEY=VALUE, a --set for each of the three students, e.g.
+#   "idr.regress_weight=0" to train them without the [idr] regression)
 set -u
 T0=$(date +%s)
 el() { echo $(($(date +%s) - T0)); }
 DL=${DL:-500}; DEV=${DEV:-cuda}; PROBE_S=${PROBE_S:-35}; BATCH=${BATCH:-64}; B4=${B4:-32}
+CAM=${CAM:-1}; T4_STUDENT_SET=${T4_STUDENT_SET:-}
 R=/tmp/kruns; rm -rf $R; mkdir -p $R "$OUT"
-echo "start $(date -u +%FT%TZ) DL=$DL DEV=$DEV"
+echo "start $(date -u +%FT%TZ) DL=$DL DEV=$DEV CAM=$CAM T4_STUDENT_SET='$T4_STUDENT_SET'"
 if [ -z "${T:-}" ]; then
   PYLIB=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')/lib
   export LD_LIBRARY_PATH=$PYLIB
@@ -22,6 +26,8 @@ cam=(--config cpu-edge-camera --stage student --teacher $W/cam-teacher.safetenso
   --set "student.pretrain=\"$W/cam-student.safetensors\"" --set student.encoder_iterations=0
   --set degradation.blur_prob=0.7 --set degradation.noise_prob=0.6 --set data.batch_size=$BATCH)
 t4=(--config cpu-edge-blind --set data.batch_size=$B4)
+t4s=()
+for kv in $T4_STUDENT_SET; do t4s+=(--set "$kv"); done
 rate() { # DIR: it/s over the second half of its metrics
   python3 - "$1" <<'EOF'
 import json,sys
@@ -31,24 +37,36 @@ a,b=(rows[len(rows)//2],rows[-1]) if len(rows)>=4 else (rows[0],rows[-1])
 print(max(0.0,(b["iter"]-a["iter"])/max(1e-9,b["elapsed_s"]-a["elapsed_s"])))
 EOF
 }
-# -- probe: the phase-A mix (two camera students, two teachers) at once
-$T train "${base[@]}" "${cam[@]}" --out $R/p1 --set student.iterations=100000 --set run.val_every=0 --set run.save_every=100000 & p1=$!
-$T train "${base[@]}" "${cam[@]}" --out $R/p2 --set student.iterations=100000 --set run.val_every=0 --set run.save_every=100000 & p2=$!
-$T train "${base[@]}" "${t4[@]}" --stage teacher --out $R/p3 --set teacher.iterations=100000 --set run.val_every=0 --set run.save_every=100000 & p3=$!
-$T train "${base[@]}" "${t4[@]}" --stage teacher --out $R/p4 --set teacher.iterations=100000 --set run.val_every=0 --set run.save_every=100000 & p4=$!
+# -- probe: the phase-A mix (two camera students, two teachers; CAM=0: the two teachers) at once
+probe=()
+if [ "$CAM" != 0 ]; then
+  $T train "${base[@]}" "${cam[@]}" --out $R/p1 --set student.iterations=100000 --set run.val_every=0 --set run.save_every=100000 & probe+=($!)
+  $T train "${base[@]}" "${cam[@]}" --out $R/p2 --set student.iterations=100000 --set run.val_every=0 --set run.save_every=100000 & probe+=($!)
+fi
+$T train "${base[@]}" "${t4[@]}" --stage teacher --out $R/p3 --set teacher.iterations=100000 --set run.val_every=0 --set run.save_every=100000 & probe+=($!)
+$T train "${base[@]}" "${t4[@]}" --stage teacher --out $R/p4 --set teacher.iterations=100000 --set run.val_every=0 --set run.save_every=100000 & probe+=($!)
 sleep "$PROBE_S"
-kill $p1 $p2 $p3 $p4 2>/dev/null; wait $p1 $p2 $p3 $p4 2>/dev/null
-rc=$(rate $R/p1/student); rt=$(rate $R/p3/teacher)
-echo "probe at $(el)s: camera student $rc it/s, teacher $rt it/s (4 at once)"
+kill "${probe[@]}" 2>/dev/null; wait "${probe[@]}" 2>/dev/null
+rc=0; [ "$CAM" != 0 ] && rc=$(rate $R/p1/student)
+rt=$(rate $R/p3/teacher)
+echo "probe at $(el)s: camera student $rc it/s, teacher $rt it/s (${#probe[@]} at once)"
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null
 left=$((DL - $(el) - 25))
+# With the camera jobs (round 1 on the H200: 4 processes at once in the probe and the teacher
+# phase, 8 in the student phase): the camera rows get 70 % of the time at the probe's rate, and
+# a Table 4 row a quarter of it at the teacher's. Without (CAM=0): the teachers run 2 at once,
+# then the students 6 at once; round 1 measured a student step at ~1.13x a teacher's GPU time
+# (8 x 13.8 against 4 x 31 it/s), so with the GPU shared evenly a row of N iterations takes
+# ~N / rt for the teacher and ~3 x 1.13 x N / rt for its students: N = rt x left / 4.4, less a
+# margin.
 read -r NC N4 SE <<<"$(python3 -c "
-rc,rt,L=$rc,$rt,$left
-nc=int(rc*L*0.7/100)*100           # phase B has 8 processes, phase A 4
-n4=int(rt*L*0.25/100)*100
-print(max(nc,100), max(n4,100), max(n4//4,25))" 2>/dev/null || echo 2000 1000 250)"
+rc,rt,L,cam=$rc,$rt,$left,$CAM
+nc=int(rc*L*0.7/100)*100 if cam else 0
+n4=int(rt*L*(0.25 if cam else 1/4.8)/100)*100
+print(max(nc,100) if cam else 0, max(n4,100), max(n4//4,25))" 2>/dev/null || echo 2000 1000 250)"
 echo "plan: left ${left}s; camera $NC iterations; Table 4 rows $N4 iterations (ckpt every $SE)"
 for j in 1 2; do
+  [ "$CAM" != 0 ] || break
   lr=$([ $j = 1 ] && echo 1e-4 || echo 2e-4)
   $T train "${base[@]}" "${cam[@]}" --out $R/cam$j --set student.iterations=$NC \
     --set student.lr=$lr --set student.decay_every=$((NC * 2 / 5)) \
@@ -62,7 +80,7 @@ seedrun() { # SEED
   echo "teacher s$s done at $(el)s"
   local st=(--stage student --teacher $d/teacher/final.safetensors --set run.seed=$s
     --set student.iterations=$N4 --set student.decay_every=$((N4 * 2 / 3))
-    --set run.val_every=$N4 --set run.save_every=$SE)
+    --set run.val_every=$N4 --set run.save_every=$SE "${t4s[@]}")
   $T train "${base[@]}" "${t4[@]}" "${st[@]}" --out $d/kd & local a=$!
   $T train "${base[@]}" "${t4[@]}" "${st[@]}" --out $d/nokd --set student.kd_weight=0 & local b=$!
   $T train "${base[@]}" "${t4[@]}" "${st[@]}" --out $d/plain --set 'model.block_conv="plain"' & local c=$!
@@ -80,6 +98,7 @@ nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv 2>/dev/null
 # pack: the cameras whole (no resume state); Table 4 finals per seed
 cd $R
 for j in cam1 cam2; do
+  [ -d $j ] || continue
   f=$j/student/final.safetensors
   [ -f $f ] || f=$(ls $j/student/iter_*.safetensors 2>/dev/null | tail -n1)
   tar rf "$OUT/cam.tar" $j/student/metrics.jsonl $j/student/train.toml $f ${f%.safetensors}.json
