@@ -19,6 +19,14 @@ use clap::{Parser, ValueEnum};
 use kdsr_runtime::profile::{ProfileOptions, profile_graph};
 use kdsr_runtime::{DirectSpatial, GraphKind, Options, Upscaler};
 
+/// The allocator kdsr-edge runs with (`src/main.rs`; `bench` leaves mimalloc's options at their
+/// defaults). With glibc's, each large activation was a fresh `mmap` and its page faults counted
+/// in the op that wrote it: the split SR graph at 320×180 summed to 407–448 ms against 287–321 ms
+/// with mimalloc, where `kdsr-edge bench` took 303–308 ms (AMD EPYC Zen 3, one thread;
+/// `benches/README.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Knob {
     Auto,
