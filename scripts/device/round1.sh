@@ -4,7 +4,7 @@
 # env: DL (deadline s from start), DEV (cuda|cpu), OUT, T (trainer binary), PROBE_S, BATCH, B4,
 #   CAM (0: no camera fine-tunes, the whole call for the Table 4 rows; default 1),
 #   T4_STUDENT_SET (space-separated KEY=VALUE, a --set for each of the three students, e.g.
-#   "idr.regress_weight=0" to train them without the [idr] regression)
+#   "idr.regress_weight=0.0" to train them without the [idr] regression)
 set -u
 T0=$(date +%s)
 el() { echo $(($(date +%s) - T0)); }
