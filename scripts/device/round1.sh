@@ -61,17 +61,18 @@ left=$((DL - $(el) - 25))
 # margin.
 read -r NC N4 SE <<<"$(python3 -c "
 rc,rt,L,cam=$rc,$rt,$left,$CAM
-nc=int(rc*L*0.7/100)*100 if cam else 0
-n4=int(rt*L*(0.25 if cam else 1/4.8)/100)*100
-print(max(nc,100) if cam else 0, max(n4,100), max(n4//4,25))" 2>/dev/null || echo 2000 1000 250)"
+nc=max(int(rc*L*0.7/100)*100,100) if cam else 0
+n4=max(int(rt*L*(0.25 if cam else 1/4.8)/100)*100,100)
+print(nc, n4, max(n4//4,25))" 2>/dev/null || echo 2000 1000 250)"
 echo "plan: left ${left}s; camera $NC iterations; Table 4 rows $N4 iterations (ckpt every $SE)"
-for j in 1 2; do
-  [ "$CAM" != 0 ] || break
-  lr=$([ $j = 1 ] && echo 1e-4 || echo 2e-4)
-  $T train "${base[@]}" "${cam[@]}" --out $R/cam$j --set student.iterations=$NC \
-    --set student.lr=$lr --set student.decay_every=$((NC * 2 / 5)) \
-    --set run.val_every=$((NC / 4)) --set run.save_every=$((NC / 5)) &
-done
+if [ "$CAM" != 0 ]; then
+  for j in 1 2; do
+    lr=$([ $j = 1 ] && echo 1e-4 || echo 2e-4)
+    $T train "${base[@]}" "${cam[@]}" --out $R/cam$j --set student.iterations=$NC \
+      --set student.lr=$lr --set student.decay_every=$((NC * 2 / 5)) \
+      --set run.val_every=$((NC / 4)) --set run.save_every=$((NC / 5)) &
+  done
+fi
 seedrun() { # SEED
   local s=$1 d=$R/t4-s$1
   $T train "${base[@]}" "${t4[@]}" --stage teacher --out $d --set run.seed=$s \
