@@ -2,7 +2,7 @@
 # Where the time goes: kdsr-edge's per-node tract profile (runtime/examples/profile.rs) next to
 # onnxruntime's profiler (benches/profile.py) for the shipped split SR graph and the folded
 # student-edge graph at one LR size and thread count: kdsr-edge as it runs by default (its own
-# depth-to-space and Winograd F(4,3) ops), without the Winograd convolution, and with tract's own
+# depth-to-space and Winograd ops, F(6,3) or F(4,3) by size), without the Winograd convolution, and with tract's own
 # ops only (KDSR_EDGE_OPS=none) under both convolution knobs. Writes benches/profile.md (or OUT).
 # Usage: bash benches/profile.sh [SIZE, WxH (320x180)] [THREADS (1)] [ITERS (5)] [OUT]
 set -euo pipefail
@@ -25,7 +25,7 @@ tmp="$out.tmp"
   echo "Rows group the nodes by the ONNX node they come from (ops tract or onnxruntime fused into a"
   echo "convolution — bias, LeakyReLU, residual add — count in the convolution's row). The last column"
   echo "lists the tract ops inside a row for kdsr-edge's default setting. Columns: kdsr-edge as it runs"
-  echo "(its own depth-to-space and Winograd F(4,3) ops, \`runtime/src/ops\`), without the Winograd"
+  echo "(its own depth-to-space and Winograd ops, F(6,3) or F(4,3) by size, \`runtime/src/ops\`), without the Winograd"
   echo "convolution (\`KDSR_EDGE_OPS=depth-to-space\`), and tract's own ops only under both convolution"
   echo "knobs (\`KDSR_EDGE_OPS=none\`, \`--direct-spatial\`)."
   for graph in sr folded; do
@@ -47,7 +47,7 @@ tmp="$out.tmp"
     conv() { [ "$1" = off ] && echo "im2col" || echo "direct conv"; }
     cols=()
     # label | KDSR_EDGE_OPS | direct-spatial knob
-    for v in "kdsr-edge default (Winograd F(4,3), own depth-to-space)|depth-to-space,winograd,qdq|$default" \
+    for v in "kdsr-edge default (Winograd, own depth-to-space)|depth-to-space,winograd,qdq|$default" \
       "without Winograd ($(conv $default), own depth-to-space)|depth-to-space|$default" \
       "tract ops only, $(conv $default)|none|$default" \
       "tract ops only, $(conv $other)|none|$other"; do

@@ -1,6 +1,6 @@
 //! Times kdsr-edge's 3×3 convolution op (`runtime/src/ops/winograd.rs`) alone on one shape:
-//! random weights and input, the op built as the rewrite pass builds it (Winograd F(4,3), or the
-//! direct sum for at most 4 output channels), optionally with a fused depth-to-space, on the
+//! random weights and input, the op built as the rewrite pass builds it (Winograd F(6,3) or, with
+//! `--tile f43`, F(4,3); the direct sum for at most 4 output channels), optionally with a fused depth-to-space, on the
 //! calling thread. The per-op timings in `runtime/README.md` come from it.
 //!
 //! ```sh
@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Parser;
-use kdsr_runtime::ops::winograd::{Epilogue, Winograd3x3};
+use kdsr_runtime::ops::winograd::{Epilogue, Tile, TileChoice, Winograd3x3};
 use tract_onnx::tract_core::internal::Op;
 
 /// One convolution shape to time.
@@ -30,9 +30,20 @@ struct Args {
     /// Fuse a depth-to-space (DCR) by this block into the output store.
     #[arg(long)]
     depth_to_space: Option<usize>,
+    /// The Winograd algorithm: f63 or f43.
+    #[arg(long, default_value = "f63", value_parser = parse_tile)]
+    tile: Tile,
     /// Timed calls after one warm-up call.
     #[arg(long, default_value_t = 10)]
     iters: usize,
+}
+
+fn parse_tile(s: &str) -> Result<Tile, String> {
+    match s {
+        "f43" => Ok(Tile::F43),
+        "f63" => Ok(Tile::F63),
+        _ => Err(format!("`{s}`: f43 or f63")),
+    }
 }
 
 /// Deterministic values in [-0.5, 0.5).
@@ -50,6 +61,7 @@ fn main() -> Result<()> {
         Some(&values(a.oc, 2)),
         a.oc,
         a.ic,
+        TileChoice::Fixed(a.tile),
     )?;
     if let Some(b) = a.depth_to_space {
         op = op.with_epilogue(Epilogue {

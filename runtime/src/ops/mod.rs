@@ -5,19 +5,22 @@
 //! - [`depth_to_space`]: ONNX `DepthToSpace` in one pass, instead of the reshape / two axis moves
 //!   / reshape chain tract-onnx expands it into (each axis move a strided copy).
 //! - [`winograd`]: dense 3×3 convolutions (stride 1, dilation 1, one group, padding 1, constant
-//!   float32 weights) by Winograd F(4,3), with what follows such a convolution alone fused into
+//!   float32 weights) by Winograd F(6,3) or F(4,3), with what follows such a convolution alone fused into
 //!   its output store ([`winograd::Epilogue`]): a LeakyReLU, a residual add, a depth-to-space,
 //!   an int8 graph's activation quantization.
 //! - [`qdq`]: an int8 QDQ graph's activation `QuantizeLinear` → (u8 lookup table) →
 //!   `DequantizeLinear` chains as one float32 pass ([`qdq::QuantTable`]), instead of two or three.
 //!
 //! `KDSR_EDGE_OPS` ([`OPS_VAR`]) picks which are substituted: a comma-separated list of
-//! `depth-to-space`, `winograd` and `qdq`, or `none` for tract's own ops only (A/B
-//! measurements); unset, the [`DEFAULT_OPS`].
+//! `depth-to-space`, `winograd` (F(6,3) or F(4,3) by the input's size; `winograd-f43` or
+//! `winograd-f63` fix the tile) and
+//! `qdq`, or `none` for tract's own ops only (A/B measurements); unset, the [`DEFAULT_OPS`].
 
 pub mod depth_to_space;
 pub mod qdq;
 pub mod winograd;
+
+use winograd::Tile;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
@@ -38,8 +41,8 @@ pub const DEFAULT_OPS: &str = "depth-to-space,winograd,qdq";
 pub struct OpSet {
     /// [`depth_to_space::DepthToSpace`].
     pub depth_to_space: bool,
-    /// [`winograd::Winograd3x3`].
-    pub winograd: bool,
+    /// [`winograd::Winograd3x3`], by this algorithm.
+    pub winograd: Option<winograd::TileChoice>,
     /// [`qdq::QuantTable`].
     pub qdq: bool,
 }
@@ -52,11 +55,14 @@ impl OpSet {
             match name {
                 "none" => {}
                 "depth-to-space" => set.depth_to_space = true,
-                "winograd" => set.winograd = true,
+                "winograd" => set.winograd = Some(winograd::TileChoice::BySize),
+                "winograd-f43" => set.winograd = Some(winograd::TileChoice::Fixed(Tile::F43)),
+                "winograd-f63" => set.winograd = Some(winograd::TileChoice::Fixed(Tile::F63)),
                 "qdq" => set.qdq = true,
                 other => {
                     return Err(format!(
-                        "{OPS_VAR}: unknown op `{other}` (depth-to-space, winograd, qdq or none)"
+                        "{OPS_VAR}: unknown op `{other}` (depth-to-space, winograd, \
+                         winograd-f43, winograd-f63, qdq or none)"
                     ));
                 }
             }
@@ -106,13 +112,12 @@ pub fn rewrite(model: &mut TypedModel, set: OpSet) -> TractResult<Rewrites> {
 /// decluttering a bias can still be a computed value), then fuses what follows each Winograd
 /// convolution into it.
 pub fn rewrite_decluttered(model: &mut TypedModel, set: OpSet) -> TractResult<Rewrites> {
-    let winograd = if set.winograd {
-        rewrite_winograd(model)?
-    } else {
-        0
+    let winograd = match set.winograd {
+        Some(tile) => rewrite_winograd(model, tile)?,
+        None => 0,
     };
     let qdq = if set.qdq { qdq::rewrite(model)? } else { 0 };
-    let fused = if set.winograd {
+    let fused = if set.winograd.is_some() {
         fuse_epilogues(model)?
     } else {
         0
@@ -235,7 +240,11 @@ fn fuse_epilogues(model: &mut TypedModel) -> TractResult<usize> {
 }
 
 /// The Winograd op for node `id` when it is an eligible convolution (see the module docs).
-fn winograd_for(model: &TypedModel, id: usize) -> Option<winograd::Winograd3x3> {
+fn winograd_for(
+    model: &TypedModel,
+    id: usize,
+    tile: winograd::TileChoice,
+) -> Option<winograd::Winograd3x3> {
     let node = model.node(id);
     let conv = node.op_as::<Conv>()?;
     let ps = &conv.pool_spec;
@@ -274,20 +283,20 @@ fn winograd_for(model: &TypedModel, id: usize) -> Option<winograd::Winograd3x3> 
         0 => None,
         1 if oc != 1 => {
             return (b[0] == 0.0)
-                .then(|| winograd::Winograd3x3::new(w, None, oc, ic).ok())
+                .then(|| winograd::Winograd3x3::new(w, None, oc, ic, tile).ok())
                 .flatten();
         }
         _ => Some(b),
     };
-    winograd::Winograd3x3::new(w, b, oc, ic).ok()
+    winograd::Winograd3x3::new(w, b, oc, ic, tile).ok()
 }
 
 /// Replaces every eligible convolution of `model` by [`winograd::Winograd3x3`].
-fn rewrite_winograd(model: &mut TypedModel) -> TractResult<usize> {
+fn rewrite_winograd(model: &mut TypedModel, tile: winograd::TileChoice) -> TractResult<usize> {
     let found: Vec<(usize, winograd::Winograd3x3)> = model
         .eval_order()?
         .into_iter()
-        .filter_map(|id| winograd_for(model, id).map(|op| (id, op)))
+        .filter_map(|id| winograd_for(model, id, tile).map(|op| (id, op)))
         .collect();
     for (id, op) in &found {
         let node = model.node(*id);

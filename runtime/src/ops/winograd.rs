@@ -1,14 +1,17 @@
 //! Dense 3×3 convolutions (stride 1, dilation 1, one group, padding 1 on every side, float32,
-//! NCHW) by Winograd F(4,3): 4× fewer multiplications than the direct product.
+//! NCHW) by Winograd F(m,3) ([`Tile`]): F(6,3) does 5.06× fewer multiplications than the
+//! direct product, F(4,3) 4×. By default each call picks by the input's size ([`TileChoice`]):
+//! F(6,3), unless the input is too small to give every thread chunks of 6×6 tiles big enough for
+//! efficient products.
 //!
-//! Per 4×4 output tile and input channel, the 6×6 input patch `d` becomes `V = Bᵀ d B`; the
-//! weights `g` of each (output, input) channel pair become `U = G g Gᵀ` once, when the op is
-//! built ([`Winograd3x3::new`]); for each of the 36 positions ξ of the 6×6 transform domain
+//! Per m×m output tile and input channel, the (m+2)×(m+2) input patch `d` becomes `V = Bᵀ d B`;
+//! the weights `g` of each (output, input) channel pair become `U = G g Gᵀ` once, when the op is
+//! built ([`Winograd3x3::new`]); for each of the (m+2)² positions ξ of the transform domain
 //! `M[ξ] = U[ξ] · V[ξ]` is one matrix product (OC × IC by IC × tiles, `ndarray`'s
 //! `general_mat_mul`, which runs the `matrixmultiply` crate's AVX/FMA or NEON sgemm kernels); the
-//! output tile is `Aᵀ M A` plus the bias. The matrices are Lavin & Gray's (interpolation points
-//! 0, ±1, ±2, ∞), as in ncnn and NNPACK. The padding is read as zeros while patches are
-//! gathered, so there is no padded copy of the input.
+//! output tile is `Aᵀ M A` plus the bias. F(4,3)'s matrices are Lavin & Gray's (interpolation
+//! points 0, ±1, ±2, ∞), as in ncnn and NNPACK; F(6,3)'s are ncnn's (0, ±1, ±2, ±½, ∞). The
+//! padding is read as zeros while patches are gathered, so there is no padded copy of the input.
 //!
 //! What follows the convolution alone in the graph can be fused into the output store
 //! ([`Epilogue`]: a LeakyReLU, a residual add, a depth-to-space; `super::rewrite_decluttered`
@@ -17,7 +20,7 @@
 //! convolution a 118 MB tensor at LR 320×180).
 //!
 //! Work is split into chunks of whole tile rows; a chunk runs all three phases (input transform,
-//! the 36 products, output transform into its own rows of every output plane) on one thread, so
+//! the products, output transform into its own rows of every output plane) on one thread, so
 //! with several threads (tract's executor, the runtime's `--threads`) the chunks run side by side
 //! with one hand-off per convolution. Each thread keeps its scratch (transformed input and
 //! products) across calls, so steady-state calls allocate only the output.
@@ -34,11 +37,13 @@
 //! a scratch version not kept in the repo), as they spend more per kernel tile than
 //! `matrixmultiply` at K = 32.
 //!
-//! Accuracy: the transforms multiply by small constants (¼, ⅙, 1/12, 1/24, 2, 4, 5, 8), so the
-//! result differs from the direct sum by float32 rounding, a little more than F(2,3)'s; `tests`
-//! bound it against a naive convolution.
+//! Accuracy: the transforms multiply by small constants (F(4,3): ¼, ⅙, 1/12, 1/24, 2, 4, 5, 8;
+//! F(6,3) also 2/9, 1/45, 1/90, 1/180, 4.25, 5.25, 16, 32), so the result differs from the
+//! direct sum by float32 rounding, more for the larger tile; `tests` bound each against a naive
+//! convolution.
 
 use std::cell::RefCell;
+use std::fmt;
 use std::sync::Arc;
 
 use tract_linalg::multithread::{Executor, current_tract_executor};
@@ -49,16 +54,13 @@ use tract_onnx::tract_core::internal::*;
 
 use super::qdq::QuantTable;
 
-/// Output tile side.
-const TILE: usize = 4;
-/// Input patch side (`TILE` + 2).
-const PATCH: usize = 6;
-/// Positions of the transform domain (`PATCH`²).
-const XI: usize = PATCH * PATCH;
+/// The direct sum's chunks are cut as if into tiles of this side ([`DIRECT_CHUNK`] of them a
+/// chunk, rounded to whole rows of tiles): the chunks of F(4,3), which the direct sum had
+/// before F(6,3) came.
+const DIRECT_ROWS: usize = 4;
 
-/// Tiles per chunk aimed at (rounded to whole tile rows): big enough for efficient products,
-/// small enough that a chunk's transformed input (`36 × IC × tiles`) stays in L2.
-const CHUNK_TILES: usize = 64;
+/// See [`DIRECT_ROWS`].
+const DIRECT_CHUNK: usize = 64;
 
 /// Convolutions with at most this many output channels (and no depth-to-space) compute the
 /// direct sum instead of Winograd's (see [`Winograd3x3::direct_rows`]).
@@ -69,15 +71,315 @@ const DIRECT_MAX_OC: usize = 4;
 /// against ~115 with 2 and 1, `kdsr-edge bench`, 4 interleaved rounds).
 const CHUNKS_PER_THREAD: usize = 2;
 
-/// A 3×3 convolution by Winograd F(4,3) (see the module docs).
+/// A Winograd algorithm: F(m,3), m×m output tiles from (m+2)×(m+2) input patches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tile {
+    /// F(4,3): 36 products per tile of 16 outputs.
+    F43,
+    /// F(6,3): 64 products per tile of 36 outputs; its rounding error is a little larger (see
+    /// `tests`).
+    F63,
+}
+
+/// Which [`Tile`] an op runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TileChoice {
+    /// Always this one.
+    Fixed(Tile),
+    /// Per call, by the input's size: F(6,3) when it has at least [`F63_MIN_TILES`] 6×6 tiles
+    /// per thread, else F(4,3).
+    #[default]
+    BySize,
+}
+
+/// [`TileChoice::BySize`]'s threshold. On a Zen 3 VM (`kdsr-edge bench`, split SR of
+/// student-edge, interleaved, minimum of 20 calls) F(6,3) was faster than F(4,3) from 128×128
+/// up on one thread (83 against 94 ms; 320×180: ~6 %) and from 192×108 on two (55 against 61
+/// ms), level at 128×128 on two (242 tiles per thread) and at 64×64 on one (121 tiles), and
+/// slower at 64×64 on two (60 tiles a thread: 15.6–16.3 against 13.8–14.4 ms), where its chunks
+/// are too small for efficient products.
+pub const F63_MIN_TILES: usize = 128;
+
+impl Tile {
+    /// Output tile side m.
+    pub fn side(self) -> usize {
+        match self {
+            Tile::F43 => 4,
+            Tile::F63 => 6,
+        }
+    }
+
+    /// Tiles per chunk aimed at (rounded to whole tile rows): big enough for efficient
+    /// products (N = tiles), and for F(4,3) small enough that a chunk's transformed input
+    /// (`36 × IC × tiles`) stays in L2. F(6,3) at 256 tiles (~2 MB at IC 32) was faster than at
+    /// 64 on a Zen 3 (the `winograd-op` example; runtime/README.md).
+    fn chunk_tiles(self) -> usize {
+        match self {
+            Tile::F43 => 64,
+            Tile::F63 => 256,
+        }
+    }
+}
+
+impl fmt::Display for Tile {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "F({},3)", self.side())
+    }
+}
+
+/// One Winograd algorithm F(T,3), `P = T + 2`: its transforms, one column or lane-wise.
+trait Algorithm<const T: usize, const P: usize> {
+    /// `G g` for one column `g` of a 3×3 kernel.
+    fn g_col(g: [f32; 3]) -> [f32; P];
+    /// `out[k][x] = (Bᵀ [d₀[x] … d_P₋₁[x]])[k]` for `x < n`: `Bᵀ ·` on every lane.
+    fn bt_lanes(d: [&[f32]; P], out: [&mut [f32]; P], n: usize);
+    /// `out[k][x] = (Aᵀ [m₀[x] … m_P₋₁[x]])[k]` for `x < n`: `Aᵀ ·` on every lane.
+    fn at_lanes(m: [&[f32]; P], out: [&mut [f32]; T], n: usize);
+    /// `out[c][t] = row[T·t + c]` for every whole tile `t` of `row` that the rows `out` have
+    /// room for: a row of tiles split into one row per column of the tile.
+    fn split_tiles(row: &[f32], out: [&mut [f32]; T]);
+    /// `line[T·t + c] = f[c][t] + bias` for every whole tile `t` of `line`: the inverse of
+    /// [`Self::split_tiles`], plus the bias.
+    fn join_tiles(line: &mut [f32], f: [&[f32]; T], bias: f32);
+}
+
+/// The body of a lane-wise transform: `out[k][x] = col([inp₀[x], inp₁[x], …])[k]` for `x < n`,
+/// each input and output row bound to a name of its own, sliced to `n`, so that the loop has no
+/// bounds checks and vectorizes.
+macro_rules! lanes {
+    ($col:path, $inp:expr => [$($i:ident),+], $out:expr => [$($o:ident),+], $n:expr) => {{
+        let n = $n;
+        let [$($i),+] = $inp.map(|s| &s[..n]);
+        let [$($o),+] = $out.map(|s| &mut s[..n]);
+        for x in 0..n {
+            let r = $col([$($i[x]),+]);
+            let mut k = 0;
+            $(
+                $o[x] = r[k];
+                k += 1;
+            )+
+            debug_assert_eq!(k, r.len());
+        }
+    }};
+}
+
+/// Winograd F(4,3) (Lavin & Gray's matrices).
+struct F43;
+
+impl F43 {
+    /// `Bᵀ d` for one column `d` of a 6×6 patch.
+    #[inline(always)]
+    fn bt_col([d0, d1, d2, d3, d4, d5]: [f32; 6]) -> [f32; 6] {
+        [
+            4.0 * d0 - 5.0 * d2 + d4,
+            -4.0 * d1 - 4.0 * d2 + d3 + d4,
+            4.0 * d1 - 4.0 * d2 - d3 + d4,
+            -2.0 * d1 - d2 + 2.0 * d3 + d4,
+            2.0 * d1 - d2 - 2.0 * d3 + d4,
+            4.0 * d1 - 5.0 * d3 + d5,
+        ]
+    }
+
+    /// `Aᵀ m` for one column `m` of a 6×6 product.
+    #[inline(always)]
+    fn at_col([m0, m1, m2, m3, m4, m5]: [f32; 6]) -> [f32; 4] {
+        [
+            m0 + m1 + m2 + m3 + m4,
+            m1 - m2 + 2.0 * m3 - 2.0 * m4,
+            m1 + m2 + 4.0 * m3 + 4.0 * m4,
+            m1 - m2 + 8.0 * m3 - 8.0 * m4 + m5,
+        ]
+    }
+}
+
+impl Algorithm<4, 6> for F43 {
+    #[inline(always)]
+    fn g_col([g0, g1, g2]: [f32; 3]) -> [f32; 6] {
+        [
+            g0 / 4.0,
+            -(g0 + g1 + g2) / 6.0,
+            -(g0 - g1 + g2) / 6.0,
+            g0 / 24.0 + g1 / 12.0 + g2 / 6.0,
+            g0 / 24.0 - g1 / 12.0 + g2 / 6.0,
+            g2,
+        ]
+    }
+
+    #[inline(always)]
+    fn bt_lanes(d: [&[f32]; 6], out: [&mut [f32]; 6], n: usize) {
+        lanes!(Self::bt_col, d => [d0, d1, d2, d3, d4, d5], out => [o0, o1, o2, o3, o4, o5], n);
+    }
+
+    #[inline(always)]
+    fn at_lanes(m: [&[f32]; 6], out: [&mut [f32]; 4], n: usize) {
+        lanes!(Self::at_col, m => [m0, m1, m2, m3, m4, m5], out => [o0, o1, o2, o3], n);
+    }
+
+    // Zipped, without indices: no bounds checks (with indexed rows F(4,3)'s 32→128
+    // convolution was ~3 % slower).
+    #[inline(always)]
+    fn split_tiles(row: &[f32], [e0, e1, e2, e3]: [&mut [f32]; 4]) {
+        for ((((q, a), b), c), d) in row.chunks_exact(4).zip(e0).zip(e1).zip(e2).zip(e3) {
+            [*a, *b, *c, *d] = [q[0], q[1], q[2], q[3]];
+        }
+    }
+
+    #[inline(always)]
+    fn join_tiles(line: &mut [f32], [f0, f1, f2, f3]: [&[f32]; 4], bias: f32) {
+        for ((((q, a), b), c), d) in line.chunks_exact_mut(4).zip(f0).zip(f1).zip(f2).zip(f3) {
+            q.copy_from_slice(&[*a + bias, *b + bias, *c + bias, *d + bias]);
+        }
+    }
+}
+
+/// Winograd F(6,3) (ncnn's matrices: interpolation points 0, ±1, ±2, ±½, ∞).
+struct F63;
+
+impl F63 {
+    /// `Bᵀ d` for one column `d` of an 8×8 patch, in ncnn's grouping (shared sums).
+    #[inline(always)]
+    fn bt_col([d0, d1, d2, d3, d4, d5, d6, d7]: [f32; 8]) -> [f32; 8] {
+        let e1 = d2 + d6 - 4.25 * d4;
+        let o1 = d1 + d5 - 4.25 * d3;
+        let e3 = 0.25 * d2 - 1.25 * d4 + d6;
+        let o3 = 0.5 * d1 - 2.5 * d3 + 2.0 * d5;
+        let e5 = 4.0 * d2 - 5.0 * d4 + d6;
+        let o5 = 2.0 * d1 - 2.5 * d3 + 0.5 * d5;
+        [
+            (d0 - d6) + 5.25 * (d4 - d2),
+            e1 + o1,
+            e1 - o1,
+            e3 + o3,
+            e3 - o3,
+            e5 + o5,
+            e5 - o5,
+            (d7 - d1) + 5.25 * (d3 - d5),
+        ]
+    }
+
+    /// `Aᵀ m` for one column `m` of an 8×8 product.
+    #[inline(always)]
+    fn at_col([m0, m1, m2, m3, m4, m5, m6, m7]: [f32; 8]) -> [f32; 6] {
+        let (s1, s2, s3) = (m1 + m2, m3 + m4, m5 + m6);
+        let (t1, t2, t3) = (m1 - m2, m3 - m4, m5 - m6);
+        [
+            m0 + s1 + s2 + 32.0 * s3,
+            t1 + 2.0 * t2 + 16.0 * t3,
+            s1 + 4.0 * s2 + 8.0 * s3,
+            t1 + 8.0 * t2 + 4.0 * t3,
+            s1 + 16.0 * s2 + 2.0 * s3,
+            t1 + 32.0 * t2 + t3 + m7,
+        ]
+    }
+}
+
+impl Algorithm<6, 8> for F63 {
+    #[inline(always)]
+    fn g_col([g0, g1, g2]: [f32; 3]) -> [f32; 8] {
+        [
+            g0,
+            -2.0 / 9.0 * (g0 + g1 + g2),
+            -2.0 / 9.0 * (g0 - g1 + g2),
+            g0 / 90.0 + g1 / 45.0 + g2 * (2.0 / 45.0),
+            g0 / 90.0 - g1 / 45.0 + g2 * (2.0 / 45.0),
+            g0 / 45.0 + g1 / 90.0 + g2 / 180.0,
+            g0 / 45.0 - g1 / 90.0 + g2 / 180.0,
+            g2,
+        ]
+    }
+
+    #[inline(always)]
+    fn bt_lanes(d: [&[f32]; 8], out: [&mut [f32]; 8], n: usize) {
+        lanes!(
+            Self::bt_col,
+            d => [d0, d1, d2, d3, d4, d5, d6, d7],
+            out => [o0, o1, o2, o3, o4, o5, o6, o7],
+            n
+        );
+    }
+
+    #[inline(always)]
+    fn at_lanes(m: [&[f32]; 8], out: [&mut [f32]; 6], n: usize) {
+        lanes!(
+            Self::at_col,
+            m => [m0, m1, m2, m3, m4, m5, m6, m7],
+            out => [o0, o1, o2, o3, o4, o5],
+            n
+        );
+    }
+
+    #[inline(always)]
+    fn split_tiles(row: &[f32], [e0, e1, e2, e3, e4, e5]: [&mut [f32]; 6]) {
+        let tiles = row
+            .chunks_exact(6)
+            .zip(e0)
+            .zip(e1)
+            .zip(e2)
+            .zip(e3)
+            .zip(e4)
+            .zip(e5);
+        for ((((((q, a), b), c), d), e), f) in tiles {
+            [*a, *b, *c, *d, *e, *f] = [q[0], q[1], q[2], q[3], q[4], q[5]];
+        }
+    }
+
+    #[inline(always)]
+    fn join_tiles(line: &mut [f32], [f0, f1, f2, f3, f4, f5]: [&[f32]; 6], bias: f32) {
+        let tiles = line
+            .chunks_exact_mut(6)
+            .zip(f0)
+            .zip(f1)
+            .zip(f2)
+            .zip(f3)
+            .zip(f4)
+            .zip(f5);
+        for ((((((q, a), b), c), d), e), f) in tiles {
+            q.copy_from_slice(&[*a, *b, *c, *d, *e, *f].map(|v| v + bias));
+        }
+    }
+}
+
+/// The transformed weights `[P², oc, ic]` (`U = G g Gᵀ` of each kernel, position
+/// ξ = row·P + column) of OIHW weights `[oc, ic, 3, 3]`.
+fn transform_weights<const T: usize, const P: usize, A: Algorithm<T, P>>(
+    weights: &[f32],
+    oc: usize,
+    ic: usize,
+) -> Vec<f32> {
+    let mut u = vec![0f32; P * P * oc * ic];
+    for o in 0..oc {
+        for i in 0..ic {
+            let g = &weights[(o * ic + i) * 9..][..9];
+            // Columns first: t[r][c] = (G g)[r][c]; then each row: (G g Gᵀ)[r] = G t[r].
+            let mut t = [[0f32; 3]; P];
+            for c in 0..3 {
+                for (r, v) in A::g_col([g[c], g[3 + c], g[6 + c]]).into_iter().enumerate() {
+                    t[r][c] = v;
+                }
+            }
+            for (r, row) in t.into_iter().enumerate() {
+                for (c, v) in A::g_col(row).into_iter().enumerate() {
+                    u[((r * P + c) * oc + o) * ic + i] = v;
+                }
+            }
+        }
+    }
+    u
+}
+
+/// A 3×3 convolution by Winograd F(6,3) or F(4,3) (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Winograd3x3 {
     /// Input channels.
     pub ic: usize,
     /// Output channels.
     pub oc: usize,
-    /// Transformed weights `[36, oc, ic]`.
-    u: Arc<Vec<f32>>,
+    /// Which Winograd algorithm runs.
+    choice: TileChoice,
+    /// F(4,3)'s transformed weights `[36, oc, ic]`, when [`Self::choice`] can pick it.
+    u43: Option<Arc<Vec<f32>>>,
+    /// F(6,3)'s transformed weights `[64, oc, ic]`, when [`Self::choice`] can pick it.
+    u63: Option<Arc<Vec<f32>>>,
     /// `[oc]`.
     bias: Arc<Vec<f32>>,
     /// The OIHW weights, kept when the op computes the direct sum instead (at most
@@ -101,15 +403,18 @@ impl PartialEq for Winograd3x3 {
                         .zip(b.iter())
                         .all(|(x, y)| x.to_bits() == y.to_bits()))
         };
+        let same_opt = |a: &Option<Arc<Vec<f32>>>, b: &Option<Arc<Vec<f32>>>| match (a, b) {
+            (Some(a), Some(b)) => same(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
         self.ic == other.ic
             && self.oc == other.oc
+            && self.choice == other.choice
             && self.epilogue == other.epilogue
-            && same(&self.u, &other.u)
+            && same_opt(&self.u43, &other.u43)
+            && same_opt(&self.u63, &other.u63)
             && same(&self.bias, &other.bias)
-            && match (&self.direct, &other.direct) {
-                (Some(a), Some(b)) => same(a, b),
-                (a, b) => a.is_none() && b.is_none(),
-            }
+            && same_opt(&self.direct, &other.direct)
     }
 }
 
@@ -152,89 +457,6 @@ impl Epilogue {
             Some((b, true)) => p * b * b + k,
             Some((b, false)) => k * (oc / (b * b)) + p,
         }
-    }
-}
-
-/// `G g` for one column `g` of a 3×3 kernel.
-#[inline(always)]
-fn g_col([g0, g1, g2]: [f32; 3]) -> [f32; PATCH] {
-    [
-        g0 / 4.0,
-        -(g0 + g1 + g2) / 6.0,
-        -(g0 - g1 + g2) / 6.0,
-        g0 / 24.0 + g1 / 12.0 + g2 / 6.0,
-        g0 / 24.0 - g1 / 12.0 + g2 / 6.0,
-        g2,
-    ]
-}
-
-/// `Bᵀ d` for one column `d` of a 6×6 patch (works lane-wise on rows too).
-#[inline(always)]
-fn bt_col([d0, d1, d2, d3, d4, d5]: [f32; PATCH]) -> [f32; PATCH] {
-    [
-        4.0 * d0 - 5.0 * d2 + d4,
-        -4.0 * d1 - 4.0 * d2 + d3 + d4,
-        4.0 * d1 - 4.0 * d2 - d3 + d4,
-        -2.0 * d1 - d2 + 2.0 * d3 + d4,
-        2.0 * d1 - d2 - 2.0 * d3 + d4,
-        4.0 * d1 - 5.0 * d3 + d5,
-    ]
-}
-
-/// `Aᵀ m` for one column `m` of a 6×6 product.
-#[inline(always)]
-fn at_col([m0, m1, m2, m3, m4, m5]: [f32; PATCH]) -> [f32; TILE] {
-    [
-        m0 + m1 + m2 + m3 + m4,
-        m1 - m2 + 2.0 * m3 - 2.0 * m4,
-        m1 + m2 + 4.0 * m3 + 4.0 * m4,
-        m1 - m2 + 8.0 * m3 - 8.0 * m4 + m5,
-    ]
-}
-
-/// `G g Gᵀ` of one 3×3 kernel (row-major), row-major 6×6.
-fn transform_kernel(g: &[f32]) -> [f32; XI] {
-    // Columns first: t[r][c] = (G g)[r][c].
-    let mut t = [[0f32; 3]; PATCH];
-    for c in 0..3 {
-        for (r, v) in g_col([g[c], g[3 + c], g[6 + c]]).into_iter().enumerate() {
-            t[r][c] = v;
-        }
-    }
-    let mut u = [0f32; XI];
-    for (r, row) in t.iter().enumerate() {
-        u[r * PATCH..][..PATCH].copy_from_slice(&g_col(*row));
-    }
-    u
-}
-
-/// `out[k][x] = (Bᵀ [d₀[x] … d₅[x]])[k]` for `x < n`: [`bt_col`] on every lane.
-#[inline(always)]
-fn bt_lanes(d: [&[f32]; PATCH], out: [&mut [f32]; PATCH], n: usize) {
-    let [d0, d1, d2, d3, d4, d5] = d.map(|s| &s[..n]);
-    let [o0, o1, o2, o3, o4, o5] = out.map(|s| &mut s[..n]);
-    for x in 0..n {
-        let [r0, r1, r2, r3, r4, r5] = bt_col([d0[x], d1[x], d2[x], d3[x], d4[x], d5[x]]);
-        o0[x] = r0;
-        o1[x] = r1;
-        o2[x] = r2;
-        o3[x] = r3;
-        o4[x] = r4;
-        o5[x] = r5;
-    }
-}
-
-/// `out[k][x] = (Aᵀ [m₀[x] … m₅[x]])[k]` for `x < n`: [`at_col`] on every lane.
-#[inline(always)]
-fn at_lanes(m: [&[f32]; PATCH], out: [&mut [f32]; TILE], n: usize) {
-    let [m0, m1, m2, m3, m4, m5] = m.map(|s| &s[..n]);
-    let [o0, o1, o2, o3] = out.map(|s| &mut s[..n]);
-    for x in 0..n {
-        let [r0, r1, r2, r3] = at_col([m0[x], m1[x], m2[x], m3[x], m4[x], m5[x]]);
-        o0[x] = r0;
-        o1[x] = r1;
-        o2[x] = r2;
-        o3[x] = r3;
     }
 }
 
@@ -310,21 +532,22 @@ fn at_least(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
 }
 
 impl Winograd3x3 {
-    /// Builds the op from OIHW weights `[oc, ic, 3, 3]` and a bias of `oc` values (or none).
-    pub fn new(weights: &[f32], bias: Option<&[f32]>, oc: usize, ic: usize) -> TractResult<Self> {
+    /// Builds the op from OIHW weights `[oc, ic, 3, 3]` and a bias of `oc` values (or none),
+    /// computing by the Winograd algorithm `choice` picks.
+    pub fn new(
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        oc: usize,
+        ic: usize,
+        choice: TileChoice,
+    ) -> TractResult<Self> {
         ensure!(
             weights.len() == oc * ic * 9,
             "Winograd3x3: {oc}×{ic}×3×3 weights expected"
         );
-        let mut u = vec![0f32; XI * oc * ic];
-        for o in 0..oc {
-            for i in 0..ic {
-                let t = transform_kernel(&weights[(o * ic + i) * 9..][..9]);
-                for (xi, v) in t.iter().enumerate() {
-                    u[(xi * oc + o) * ic + i] = *v;
-                }
-            }
-        }
+        let can = |t| choice == TileChoice::BySize || choice == TileChoice::Fixed(t);
+        let u43 = can(Tile::F43).then(|| Arc::new(transform_weights::<4, 6, F43>(weights, oc, ic)));
+        let u63 = can(Tile::F63).then(|| Arc::new(transform_weights::<6, 8, F63>(weights, oc, ic)));
         let bias = match bias {
             Some(b) => {
                 ensure!(
@@ -339,7 +562,9 @@ impl Winograd3x3 {
         Ok(Self {
             ic,
             oc,
-            u: Arc::new(u),
+            choice,
+            u43,
+            u63,
             bias: Arc::new(bias),
             direct: (1..=DIRECT_MAX_OC)
                 .contains(&oc)
@@ -361,6 +586,43 @@ impl Winograd3x3 {
         }
         self.epilogue = epilogue;
         Ok(self)
+    }
+
+    /// How the op picks its Winograd algorithm, or `None` when it computes the direct sum
+    /// (few output channels, no depth-to-space; see [`Self::direct_rows`]).
+    pub fn choice(&self) -> Option<TileChoice> {
+        self.direct_weights().is_none().then_some(self.choice)
+    }
+
+    /// The Winograd algorithm a call on `n` images of `h × w` on `threads` threads runs, or
+    /// `None` for the direct sum.
+    pub fn tile_for(&self, n: usize, h: usize, w: usize, threads: usize) -> Option<Tile> {
+        Some(match self.choice()? {
+            TileChoice::Fixed(tile) => tile,
+            TileChoice::BySize => {
+                let tiles = n * h.div_ceil(6) * w.div_ceil(6);
+                if tiles >= F63_MIN_TILES * threads.max(1) {
+                    Tile::F63
+                } else {
+                    Tile::F43
+                }
+            }
+        })
+    }
+
+    /// `tile`'s transformed weights.
+    fn transformed(&self, tile: Tile) -> TractResult<&[f32]> {
+        let u = match tile {
+            Tile::F43 => &self.u43,
+            Tile::F63 => &self.u63,
+        };
+        match u {
+            Some(u) => Ok(u),
+            None => bail!(
+                "Winograd3x3: no {tile} weights in an op built for {:?}",
+                self.choice
+            ),
+        }
     }
 
     /// The output shape `[n, c, h, w]` for an input of `h × w`.
@@ -391,8 +653,9 @@ impl Winograd3x3 {
     /// [`Self::run`] on `pool`'s threads, or the calling thread's.
     ///
     /// The image is cut into chunks of whole tile rows; each chunk (one image, tile rows
-    /// `ty0..ty1`) gets its own rows `4·ty0·b .. min(4·ty1, h)·b` of every output plane of its
-    /// image (`b` the depth-to-space block, else 1).
+    /// `ty0..ty1`) gets its own rows `m·ty0·b .. min(m·ty1, h)·b` of every output plane of its
+    /// image (`m` the tile side, [`DIRECT_ROWS`] for the direct sum; `b` the depth-to-space
+    /// block, else 1).
     #[allow(clippy::too_many_arguments)]
     fn run_on(
         &self,
@@ -419,9 +682,14 @@ impl Winograd3x3 {
         if n == 0 || h == 0 || w == 0 {
             return Ok(());
         }
-        let (th, tw) = (h.div_ceil(TILE), w.div_ceil(TILE));
         let threads = pool.map_or(1, |p| p.current_num_threads());
-        let mut rows = (CHUNK_TILES / tw).clamp(1, th);
+        let tile = self.tile_for(n, h, w, threads);
+        let (side, chunk_tiles) = match tile {
+            Some(tile) => (tile.side(), tile.chunk_tiles()),
+            None => (DIRECT_ROWS, DIRECT_CHUNK),
+        };
+        let (th, tw) = (h.div_ceil(side), w.div_ceil(side));
+        let mut rows = (chunk_tiles / tw).clamp(1, th);
         if threads > 1 {
             // Enough chunks for every thread, when the image has the rows.
             let per_image = (CHUNKS_PER_THREAD * threads).div_ceil(n);
@@ -432,7 +700,7 @@ impl Winograd3x3 {
         let mut bands: Vec<Vec<&mut [f32]>> = (0..n * per_image)
             .map(|_| Vec::with_capacity(planes))
             .collect();
-        let band_len = rows * TILE * self.epilogue.block() * ow;
+        let band_len = rows * side * self.epilogue.block() * ow;
         for (p, plane) in y.chunks_mut(oh * ow).enumerate() {
             let ni = p / planes;
             for (ci, band) in plane.chunks_mut(band_len).enumerate() {
@@ -447,10 +715,12 @@ impl Winograd3x3 {
                 x: &x[ni * ic * h * w..][..ic * h * w],
                 res: res.map(|r| &r[ni * oc * h * w..][..oc * h * w]),
                 out,
+                span: Span { h, w, ty0, ty1 },
+                tile,
             };
             SCRATCH.with(|s| {
                 let mut s = s.borrow_mut();
-                self.chunk(&mut io, h, w, ty0, ty1, &mut s)
+                self.chunk(&mut io, &mut s)
             })
         };
         match pool {
@@ -462,109 +732,96 @@ impl Winograd3x3 {
         }
     }
 
-    /// Tile rows `ty0..ty1` of one image: `io.x` `[ic, h, w]` into `io.out`, the chunk's rows
-    /// of each output plane.
+    /// Tile rows `ty0..ty1` of one image (rows of [`DIRECT_ROWS`] for the direct sum): `io.x`
+    /// `[ic, h, w]` into `io.out`, the chunk's rows of each output plane.
     ///
     /// The transforms are lane-wise loops the compiler vectorizes; the binary's baseline on
     /// x86-64 is SSE2 (4 lanes), so on CPUs with AVX2+FMA or AVX-512 the same code runs compiled
     /// for those (8 or 16 lanes), picked at run time. The arithmetic is the same operations in
     /// the same order (no contraction into FMAs), so every variant gives the same bits.
-    #[allow(clippy::too_many_arguments)]
-    fn chunk(
-        &self,
-        io: &mut ChunkIo,
-        h: usize,
-        w: usize,
-        ty0: usize,
-        ty1: usize,
-        s: &mut Scratch,
-    ) -> TractResult<()> {
+    fn chunk(&self, io: &mut ChunkIo, s: &mut Scratch) -> TractResult<()> {
         #[cfg(target_arch = "x86_64")]
         {
             match self.simd {
                 // SAFETY: `simd` is never above what detected_simd_level() saw the CPU report.
                 #[allow(unsafe_code)]
-                SimdLevel::Avx512 => return unsafe { self.chunk_avx512(io, h, w, ty0, ty1, s) },
+                SimdLevel::Avx512 => return unsafe { self.chunk_avx512(io, s) },
                 #[allow(unsafe_code)]
-                SimdLevel::Avx2 => return unsafe { self.chunk_avx2(io, h, w, ty0, ty1, s) },
+                SimdLevel::Avx2 => return unsafe { self.chunk_avx2(io, s) },
                 SimdLevel::Baseline => {}
             }
         }
-        self.chunk_body(io, h, w, ty0, ty1, s)
+        self.chunk_body(io, s)
     }
 
     /// [`Self::chunk`] compiled for AVX-512F.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    fn chunk_avx512(
-        &self,
-        io: &mut ChunkIo,
-        h: usize,
-        w: usize,
-        ty0: usize,
-        ty1: usize,
-        s: &mut Scratch,
-    ) -> TractResult<()> {
-        self.chunk_body(io, h, w, ty0, ty1, s)
+    fn chunk_avx512(&self, io: &mut ChunkIo, s: &mut Scratch) -> TractResult<()> {
+        self.chunk_body(io, s)
     }
 
     /// [`Self::chunk`] compiled for AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    fn chunk_avx2(
-        &self,
-        io: &mut ChunkIo,
-        h: usize,
-        w: usize,
-        ty0: usize,
-        ty1: usize,
-        s: &mut Scratch,
-    ) -> TractResult<()> {
-        self.chunk_body(io, h, w, ty0, ty1, s)
+    fn chunk_avx2(&self, io: &mut ChunkIo, s: &mut Scratch) -> TractResult<()> {
+        self.chunk_body(io, s)
     }
 
     /// [`Self::chunk`]'s work, inlined into each variant.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn chunk_body(
+    fn chunk_body(&self, io: &mut ChunkIo, s: &mut Scratch) -> TractResult<()> {
+        if let Some(tile) = io.tile {
+            let u = self.transformed(tile)?;
+            return match tile {
+                Tile::F43 => self.winograd_chunk::<4, 6, F43>(u, io, s),
+                Tile::F63 => self.winograd_chunk::<6, 8, F63>(u, io, s),
+            };
+        }
+        let Some(wts) = self.direct_weights() else {
+            bail!("Winograd3x3: the direct sum without its weights");
+        };
+        let acc = at_least(&mut s.work, (self.oc + 1) * io.span.w);
+        match self.oc {
+            1 => self.direct_rows::<1>(wts, io, acc),
+            2 => self.direct_rows::<2>(wts, io, acc),
+            3 => self.direct_rows::<3>(wts, io, acc),
+            _ => self.direct_rows::<DIRECT_MAX_OC>(wts, io, acc),
+        }
+        Ok(())
+    }
+
+    /// [`Self::chunk_body`] by Winograd F(T,3) with the transformed weights `u`: the input
+    /// transform of every input channel, the P² products, the output transform of every
+    /// output plane.
+    #[inline(always)]
+    fn winograd_chunk<const T: usize, const P: usize, A: Algorithm<T, P>>(
         &self,
+        u: &[f32],
         io: &mut ChunkIo,
-        h: usize,
-        w: usize,
-        ty0: usize,
-        ty1: usize,
         s: &mut Scratch,
     ) -> TractResult<()> {
-        if let Some(wts) = self.direct_weights() {
-            let (y0, y1) = (TILE * ty0, (TILE * ty1).min(h));
-            let acc = at_least(&mut s.work, (self.oc + 1) * w);
-            match self.oc {
-                1 => self.direct_rows::<1>(wts, io, h, w, y0, y1, acc),
-                2 => self.direct_rows::<2>(wts, io, h, w, y0, y1, acc),
-                3 => self.direct_rows::<3>(wts, io, h, w, y0, y1, acc),
-                _ => self.direct_rows::<DIRECT_MAX_OC>(wts, io, h, w, y0, y1, acc),
-            }
-            return Ok(());
-        }
         let (ic, oc) = (self.ic, self.oc);
-        let tiles = (ty1 - ty0) * w.div_ceil(TILE);
-        let v = at_least(&mut s.v, XI * ic * tiles);
-        let m = at_least(&mut s.m, XI * oc * tiles);
-        let work = at_least(&mut s.work, work_len(w, self.epilogue.block(), tiles));
+        let span @ Span { h, w, ty0, ty1 } = io.span;
+        let tiles = (ty1 - ty0) * w.div_ceil(T);
+        let v = at_least(&mut s.v, P * P * ic * tiles);
+        let m = at_least(&mut s.m, P * P * oc * tiles);
+        let work = at_least(
+            &mut s.work,
+            work_len::<T, P>(w, self.epilogue.block(), tiles),
+        );
         for c in 0..ic {
-            input_tiles(&io.x[c * h * w..][..h * w], h, w, ty0, ty1, c, ic, v, work);
+            input_tiles::<T, P, A>(&io.x[c * h * w..][..h * w], span, c, ic, v, work);
         }
-        for k in 0..XI {
-            let a = ArrayView2::from_shape((oc, ic), &self.u[k * oc * ic..][..oc * ic])?;
+        for k in 0..P * P {
+            let a = ArrayView2::from_shape((oc, ic), &u[k * oc * ic..][..oc * ic])?;
             let b = ArrayView2::from_shape((ic, tiles), &v[k * ic * tiles..][..ic * tiles])?;
             let mut c =
                 ArrayViewMut2::from_shape((oc, tiles), &mut m[k * oc * tiles..][..oc * tiles])?;
             general_mat_mul(1.0, &a, &b, 0.0, &mut c);
         }
         for (p, rows) in io.out.iter_mut().enumerate() {
-            self.output_plane(p, m, tiles, h, w, ty0, ty1, rows, io.res, work);
+            self.output_plane::<T, P, A>(p, m, tiles, span, rows, io.res, work);
         }
         Ok(())
     }
@@ -588,17 +845,9 @@ impl Winograd3x3 {
     /// `[OC, w]`, then a zero row for the padding rows) lane-wise over the row, the two edge
     /// columns, where the padding is, apart.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn direct_rows<const OC: usize>(
-        &self,
-        wts: &[f32],
-        io: &mut ChunkIo,
-        h: usize,
-        w: usize,
-        y0: usize,
-        y1: usize,
-        acc: &mut [f32],
-    ) {
+    fn direct_rows<const OC: usize>(&self, wts: &[f32], io: &mut ChunkIo, acc: &mut [f32]) {
+        let Span { h, w, ty0, ty1 } = io.span;
+        let (y0, y1) = (DIRECT_ROWS * ty0, (DIRECT_ROWS * ty1).min(h));
         let ic = self.ic;
         let k = |o: usize, c: usize, ky: usize| -> [f32; 3] {
             std::array::from_fn(|kx| wts[((o * ic + c) * 3 + ky) * 3 + kx])
@@ -657,52 +906,41 @@ impl Winograd3x3 {
 
     /// Output plane `p`'s rows for tile rows `ty0..ty1` into `rows`, its band: the `b²`
     /// channels depth-to-space puts in it (the one channel `p` without), each from `m`
-    /// `[36, oc, tiles]` through `Aᵀ · A` lane-wise (one lane per tile, all the chunk's tiles at
-    /// once, see [`input_tiles`] for their layout) and its four rows interleaved, plus the bias,
+    /// `[P², oc, tiles]` through `Aᵀ · A` lane-wise (one lane per tile, all the chunk's tiles at
+    /// once, see [`input_tiles`] for their layout) and its T rows interleaved, plus the bias,
     /// LeakyReLU and the residual (`res`, the image's `[oc, h, w]`); then each output row is
     /// written once, in order.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn output_plane(
+    fn output_plane<const T: usize, const P: usize, A: Algorithm<T, P>>(
         &self,
         p: usize,
         m: &[f32],
         tiles: usize,
-        h: usize,
-        w: usize,
-        ty0: usize,
-        ty1: usize,
+        Span { h, w, ty0, ty1 }: Span,
         rows: &mut [f32],
         res: Option<&[f32]>,
         work: &mut [f32],
     ) {
-        let (oc, tw) = (self.oc, w.div_ceil(TILE));
+        let (oc, tw) = (self.oc, w.div_ceil(T));
         let b = self.epilogue.block();
         // The chunk's output rows (of one channel, before depth-to-space).
-        let nh = (TILE * ty1).min(h) - TILE * ty0;
-        // s: [6 (column l), 4 (row r), tiles]; f: [4 (r), 4 (column), tiles];
+        let nh = (T * ty1).min(h) - T * ty0;
+        // s: [P (column l), T (row r), tiles]; f: [T (r), T (column), tiles];
         // lines: [b², nh, w] (with depth-to-space).
-        let (s, rest) = work.split_at_mut(PATCH * TILE * tiles);
-        let (f, rest) = rest.split_at_mut(TILE * TILE * tiles);
+        let (s, rest) = work.split_at_mut(P * T * tiles);
+        let (f, rest) = rest.split_at_mut(T * T * tiles);
         let lines = &mut rest[..if b == 1 { 0 } else { b * b * nh * w }];
         for k in 0..b * b {
             let o = self.epilogue.channel(p, k, oc);
             let mrow = |i: usize| &m[(i * oc + o) * tiles..][..tiles];
-            for l in 0..PATCH {
-                let col = std::array::from_fn(|i| mrow(i * PATCH + l));
-                at_lanes(
-                    col,
-                    split_rows_mut(&mut s[l * TILE * tiles..], tiles),
-                    tiles,
-                );
+            for l in 0..P {
+                let col = std::array::from_fn(|i| mrow(i * P + l));
+                A::at_lanes(col, split_rows_mut(&mut s[l * T * tiles..], tiles), tiles);
             }
-            for r in 0..TILE {
-                let row = std::array::from_fn(|l| &s[(l * TILE + r) * tiles..][..tiles]);
-                at_lanes(
-                    row,
-                    split_rows_mut(&mut f[r * TILE * tiles..], tiles),
-                    tiles,
-                );
+            for r in 0..T {
+                let row = std::array::from_fn(|l| &s[(l * T + r) * tiles..][..tiles]);
+                A::at_lanes(row, split_rows_mut(&mut f[r * T * tiles..], tiles), tiles);
             }
             // Without depth-to-space the values go straight to the output rows.
             let out = if b == 1 {
@@ -711,14 +949,14 @@ impl Winograd3x3 {
                 &mut lines[k * nh * w..]
             };
             for y in 0..nh {
-                let (ty, r) = (ty0 + y / TILE, y % TILE);
+                let (ty, r) = (ty0 + y / T, y % T);
                 let t0 = (ty - ty0) * tw;
-                let fr = std::array::from_fn(|c| &f[(r * TILE + c) * tiles + t0..][..tw]);
-                self.finish_line(
+                let fr: [&[f32]; T] = std::array::from_fn(|c| &f[(r * T + c) * tiles + t0..][..tw]);
+                self.finish_line::<T, P, A>(
                     o,
                     fr,
                     &mut out[y * w..][..w],
-                    res.map(|x| &x[(o * h + TILE * ty0 + y) * w..][..w]),
+                    res.map(|x| &x[(o * h + T * ty0 + y) * w..][..w]),
                 );
             }
         }
@@ -736,19 +974,19 @@ impl Winograd3x3 {
     }
 
     /// One output row of channel `o` (`line`, `w` wide) from the rows `f` of its tiles (`f[c][tx]`
-    /// is column `4·tx + c`): plus the bias, then the LeakyReLU and the residual row `res`.
+    /// is column `T·tx + c`): plus the bias, then the LeakyReLU and the residual row `res`.
     #[inline(always)]
-    fn finish_line(&self, o: usize, f: [&[f32]; TILE], line: &mut [f32], res: Option<&[f32]>) {
+    fn finish_line<const T: usize, const P: usize, A: Algorithm<T, P>>(
+        &self,
+        o: usize,
+        f: [&[f32]; T],
+        line: &mut [f32],
+        res: Option<&[f32]>,
+    ) {
         let bias = self.bias[o];
-        let [f0, f1, f2, f3] = f;
-        let full = line.len() / TILE;
-        let (head, tail) = line.split_at_mut(full * TILE);
-        for ((((q, a), b), c), d) in head.chunks_exact_mut(TILE).zip(f0).zip(f1).zip(f2).zip(f3) {
-            q[0] = *a + bias;
-            q[1] = *b + bias;
-            q[2] = *c + bias;
-            q[3] = *d + bias;
-        }
+        let full = line.len() / T;
+        let (head, tail) = line.split_at_mut(full * T);
+        A::join_tiles(head, f, bias);
         for (j, v) in tail.iter_mut().enumerate() {
             *v = f[j][full] + bias;
         }
@@ -805,6 +1043,15 @@ fn add_taps(a: &mut [f32], rows: [&[f32]; 3], k: &[[f32; 3]; 3]) {
     }
 }
 
+/// Where a chunk lies: its image's height and width, and its tile rows `ty0..ty1`.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    h: usize,
+    w: usize,
+    ty0: usize,
+    ty1: usize,
+}
+
 /// One chunk's inputs and outputs.
 struct ChunkIo<'a> {
     /// The image's input `[ic, h, w]`.
@@ -813,54 +1060,55 @@ struct ChunkIo<'a> {
     res: Option<&'a [f32]>,
     /// The chunk's band of each output plane.
     out: Vec<&'a mut [f32]>,
+    /// Where the chunk lies.
+    span: Span,
+    /// The Winograd algorithm of the call, `None` for the direct sum.
+    tile: Option<Tile>,
 }
 
 /// The length of the buffers [`input_tiles`] and [`Winograd3x3::output_plane`] use for
-/// images `w` wide, with depth-to-space by `b` (1 without), for a chunk of `tiles` tiles.
-fn work_len(w: usize, b: usize, tiles: usize) -> usize {
-    let wp = TILE * (w.div_ceil(TILE) + 1);
-    let input = w + PATCH * wp + PATCH * PATCH * (tiles + 1);
-    // With depth-to-space, the chunk's rows (at most 4 per tile row, `tiles / tw` tile rows).
+/// images `w` wide, with depth-to-space by `b` (1 without), for a chunk of `tiles` tiles of
+/// F(T,3) (`P = T + 2`).
+fn work_len<const T: usize, const P: usize>(w: usize, b: usize, tiles: usize) -> usize {
+    let wp = T * (w.div_ceil(T) + 1);
+    let input = w + P * wp + P * P * (tiles + 1);
+    // With depth-to-space, the chunk's rows (at most T per tile row, `tiles / tw` tile rows).
     let lines = if b == 1 {
         0
     } else {
-        b * b * TILE * (tiles / w.div_ceil(TILE)) * w
+        b * b * T * (tiles / w.div_ceil(T)) * w
     };
-    let output = PATCH * TILE * tiles + TILE * TILE * tiles + lines;
+    let output = P * T * tiles + T * T * tiles + lines;
     input.max(output)
 }
 
-/// The transformed 6×6 patches of tile rows `ty0..ty1` of input channel `c`'s plane `[h, w]`
-/// (zero padding 1), into `v` `[36, ic, tiles]` (tile `(ty - ty0)·tw + tx`).
+/// The transformed P×P patches of tile rows `ty0..ty1` of input channel `c`'s plane `[h, w]`
+/// (zero padding 1), into `v` `[P², ic, tiles]` (tile `(ty - ty0)·tw + tx`).
 ///
-/// Per tile row: its six input rows (a zero row for those in the padding) go through `Bᵀ ·`
-/// lane-wise (one lane per column) into rows that hold columns -1 .. 4·tw + 2 (zeros outside
-/// the image); from each result row `i`, column `q` of every tile's patch (image column
-/// `4·tx + q - 1`) is gathered into `cols[i][q]` at the tile's lane. Then `· B` runs on those
+/// Per tile row: its P input rows (a zero row for those in the padding) go through `Bᵀ ·`
+/// lane-wise (one lane per column) into rows that hold columns -1 .. T·tw + T - 2 (zeros
+/// outside the image); from each result row `i`, column `q` of every tile's patch (image column
+/// `T·tx + q - 1`) is gathered into `cols[i][q]` at the tile's lane. Then `· B` runs on those
 /// lane-wise over all the chunk's tiles at once, straight into `v` (for small images, a pass per
 /// tile row would be mostly loop overhead).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn input_tiles(
+fn input_tiles<const T: usize, const P: usize, A: Algorithm<T, P>>(
     plane: &[f32],
-    h: usize,
-    w: usize,
-    ty0: usize,
-    ty1: usize,
+    Span { h, w, ty0, ty1 }: Span,
     c: usize,
     ic: usize,
     v: &mut [f32],
     work: &mut [f32],
 ) {
-    let tw = w.div_ceil(TILE);
+    let tw = w.div_ceil(T);
     let tiles = (ty1 - ty0) * tw;
     let one_row = ty1 - ty0 == 1;
-    let wp = TILE * (tw + 1);
+    let wp = T * (tw + 1);
     let (zeros, rest) = work.split_at_mut(w);
-    let (tb, rest) = rest.split_at_mut(PATCH * wp);
-    // cols: [6 (row i), 6 (column q), tiles + 1].
+    let (tb, rest) = rest.split_at_mut(P * wp);
+    // cols: [P (row i), P (column q), tiles + 1].
     let pl = tiles + 1;
-    let cols = &mut rest[..PATCH * PATCH * pl];
+    let cols = &mut rest[..P * P * pl];
     zeros.fill(0.0);
     for row in tb.chunks_exact_mut(wp) {
         row[0] = 0.0;
@@ -868,36 +1116,30 @@ fn input_tiles(
     }
     for ty in ty0..ty1 {
         let d = std::array::from_fn(|j| {
-            let y = (TILE * ty + j).wrapping_sub(1);
+            let y = (T * ty + j).wrapping_sub(1);
             if y < h { &plane[y * w..][..w] } else { &*zeros }
         });
-        bt_lanes(d, strided_rows_mut(&mut tb[1..], wp, w), w);
+        A::bt_lanes(d, strided_rows_mut(&mut tb[1..], wp, w), w);
         let t0 = (ty - ty0) * tw;
-        for i in 0..PATCH {
+        for i in 0..P {
             let row = &tb[i * wp..][..wp];
-            let cols_i = &mut cols[i * PATCH * pl + t0..];
-            let [e0, e1, e2, e3] = strided_rows_mut::<TILE>(cols_i, pl, tw + 1);
-            for ((((q, a), b), c), d) in row.chunks_exact(TILE).zip(e0).zip(e1).zip(e2).zip(e3) {
-                *a = q[0];
-                *b = q[1];
-                *c = q[2];
-                *d = q[3];
-            }
-            // Columns 4 and 5 of tile tx are columns 0 and 1 of tile tx + 1: one tile row reads
-            // them shifted by a lane below; several need a copy, as the phases' value at lane
-            // t0 + tw belongs to the next tile row, which overwrites it.
-            for q in (0..PATCH - TILE).filter(|_| !one_row) {
-                let (a, b) = cols_i.split_at_mut((TILE + q) * pl);
+            let cols_i = &mut cols[i * P * pl + t0..];
+            A::split_tiles(row, strided_rows_mut(cols_i, pl, tw + 1));
+            // Columns T and T + 1 of tile tx are columns 0 and 1 of tile tx + 1: one tile row
+            // reads them shifted by a lane below; several need a copy, as the phases' value at
+            // lane t0 + tw belongs to the next tile row, which overwrites it.
+            for q in (0..P - T).filter(|_| !one_row) {
+                let (a, b) = cols_i.split_at_mut((T + q) * pl);
                 b[..tw].copy_from_slice(&a[q * pl + 1..][..tw]);
             }
         }
     }
-    for i in 0..PATCH {
-        let first = (i * PATCH * ic + c) * tiles;
-        let cols_i = &cols[i * PATCH * pl..];
-        bt_lanes(
+    for i in 0..P {
+        let first = (i * P * ic + c) * tiles;
+        let cols_i = &cols[i * P * pl..];
+        A::bt_lanes(
             std::array::from_fn(|q| match q {
-                _ if q >= TILE && one_row => &cols_i[(q - TILE) * pl + 1..][..tiles],
+                _ if q >= T && one_row => &cols_i[(q - T) * pl + 1..][..tiles],
                 _ => &cols_i[q * pl..][..tiles],
             }),
             strided_rows_mut(&mut v[first..], ic * tiles, tiles),
@@ -912,10 +1154,10 @@ impl Op for Winograd3x3 {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        let how = if self.direct_weights().is_some() {
-            "direct sum"
-        } else {
-            "F(4,3)"
+        let how = match self.choice() {
+            Some(TileChoice::Fixed(tile)) => tile.to_string(),
+            Some(TileChoice::BySize) => "F(6,3) or F(4,3) by size".to_string(),
+            None => "direct sum".to_string(),
         };
         Ok(vec![format!("{how}, {}→{} channels", self.ic, self.oc)])
     }
@@ -1052,12 +1294,12 @@ mod tests {
     }
 
     /// Random weights and inputs, odd and even sizes, one and two images, several chunks, on
-    /// the calling thread and on pools of 2 and 3 threads: within 1e-5 × 9·IC of the f64 direct
-    /// sum (values in [-1, 1); float32 rounding of the transforms and products). The threaded
-    /// runs must equal the single-threaded one exactly (each chunk does the same arithmetic), and
-    /// so must the narrower SIMD variants this CPU can run (x86-64: AVX2, SSE2 baseline).
-    #[test]
-    fn matches_the_direct_sum() {
+    /// the calling thread and on pools of 2 and 3 threads, for each tile: within `bound` × 9·IC
+    /// of the f64 direct sum (values in [-1, 1); float32 rounding of the transforms and
+    /// products). The threaded runs must equal the single-threaded one exactly (each chunk does
+    /// the same arithmetic), and so must the narrower SIMD variants this CPU can run (x86-64:
+    /// AVX2, SSE2 baseline).
+    fn matches_the_direct_sum(tile: Tile, bound: f64) {
         let pools: Vec<rayon::ThreadPool> = [2, 3]
             .iter()
             .map(|&t| {
@@ -1080,10 +1322,10 @@ mod tests {
             let x = values(n * ic * h * w, 1);
             let wts = values(oc * ic * 9, 2);
             let b = values(oc, 3);
-            let op = Winograd3x3::new(&wts, Some(&b), oc, ic).expect("op");
+            let op = Winograd3x3::new(&wts, Some(&b), oc, ic, TileChoice::Fixed(tile)).expect("op");
             let mut y = vec![0f32; n * oc * h * w];
             op.run_on(None, &x, None, &mut y, n, h, w).expect("run");
-            let bound = 1e-5 * (ic * 9) as f64;
+            let bound = bound * (ic * 9) as f64;
             for ni in 0..n {
                 let want = naive(&x[ni * ic * h * w..][..ic * h * w], &wts, &b, ic, oc, h, w);
                 let got = &y[ni * oc * h * w..][..oc * h * w];
@@ -1092,7 +1334,7 @@ mod tests {
                     worst = worst.max(e / (ic * 9) as f64);
                     assert!(
                         e <= bound,
-                        "{ic}→{oc} {h}x{w} image {ni}: output {i}: {g} vs {r}"
+                        "{tile} {ic}→{oc} {h}x{w} image {ni}: output {i}: {g} vs {r}"
                     );
                 }
             }
@@ -1125,7 +1367,61 @@ mod tests {
                 );
             }
         }
-        eprintln!("Winograd F(4,3): worst |error| / (9·IC) {worst:.2e}");
+        eprintln!("Winograd {tile}: worst |error| / (9·IC) {worst:.2e}");
+    }
+
+    /// F(4,3) within 4e-6 × 9·IC (worst measured on x86-64: 4.4e-7).
+    #[test]
+    fn f43_matches_the_direct_sum() {
+        matches_the_direct_sum(Tile::F43, 4e-6);
+    }
+
+    /// F(6,3) within 4e-6 × 9·IC (worst measured on x86-64: 7.9e-7; its larger constants
+    /// round more).
+    #[test]
+    fn f63_matches_the_direct_sum() {
+        matches_the_direct_sum(Tile::F63, 4e-6);
+    }
+
+    /// [`TileChoice::BySize`] runs F(4,3) below [`F63_MIN_TILES`] 6×6 tiles per thread and
+    /// F(6,3) from there, and computes what the op built for that tile computes, bit for bit; an
+    /// op of few output channels computes the direct sum whatever the size.
+    #[test]
+    fn the_tile_is_chosen_by_size() {
+        let (ic, oc) = (8, 8);
+        let (wts, b) = (values(oc * ic * 9, 8), values(oc, 9));
+        let op = |choice| Winograd3x3::new(&wts, Some(&b), oc, ic, choice).expect("op");
+        let by_size = op(TileChoice::BySize);
+        // 64×64: 11² = 121 tiles; 72×72: 12² = 144.
+        assert_eq!(by_size.tile_for(1, 64, 64, 1), Some(Tile::F43));
+        assert_eq!(by_size.tile_for(1, 72, 72, 1), Some(Tile::F63));
+        assert_eq!(by_size.tile_for(1, 72, 72, 2), Some(Tile::F43));
+        assert_eq!(by_size.tile_for(2, 64, 64, 1), Some(Tile::F63));
+        assert_eq!(by_size.tile_for(1, 64, 64, 0), Some(Tile::F43));
+        let few = Winograd3x3::new(&wts[..3 * ic * 9], None, 3, ic, TileChoice::BySize);
+        assert_eq!(few.expect("op").tile_for(1, 720, 1280, 1), None);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool");
+        for (h, w, pool) in [(64, 64, None), (72, 72, None), (72, 72, Some(&pool))] {
+            let threads = pool.map_or(1, rayon::ThreadPool::current_num_threads);
+            let tile = by_size.tile_for(1, h, w, threads).expect("Winograd");
+            let x = values(ic * h * w, 10);
+            let [got, want] = [&by_size, &op(TileChoice::Fixed(tile))].map(|op| {
+                let mut y = vec![f32::NAN; oc * h * w];
+                op.run_on(pool, &x, None, &mut y, 1, h, w).expect("run");
+                y
+            });
+            let same = got
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(
+                same,
+                "{h}x{w} on {threads} threads: by size differs from {tile}"
+            );
+        }
     }
 
     /// The fused epilogue gives, bit for bit, what the plain op followed by the ops it replaces
@@ -1140,17 +1436,19 @@ mod tests {
             .expect("pool");
         // 36 and 4 output channels: Winograd (4 with depth-to-space), 4 without and 3: the
         // direct sum.
-        for oc in [36, 4, 3] {
-            fused_epilogue_case(&pool, oc);
+        for tile in [Tile::F43, Tile::F63] {
+            for oc in [36, 4, 3] {
+                fused_epilogue_case(&pool, oc, tile);
+            }
         }
     }
 
-    fn fused_epilogue_case(pool: &rayon::ThreadPool, oc: usize) {
+    fn fused_epilogue_case(pool: &rayon::ThreadPool, oc: usize, tile: Tile) {
         let (n, ic, h, w) = (2, 5, 11, 14);
         let x = values(n * ic * h * w, 4);
         let res = values(n * oc * h * w, 5);
-        let plain =
-            Winograd3x3::new(&values(oc * ic * 9, 6), Some(&values(oc, 7)), oc, ic).expect("op");
+        let (wts, b) = (values(oc * ic * 9, 6), values(oc, 7));
+        let plain = Winograd3x3::new(&wts, Some(&b), oc, ic, TileChoice::Fixed(tile)).expect("op");
         // The plain output by the algorithm the fused op uses (with depth-to-space, Winograd).
         let mut winograd = plain.clone();
         winograd.direct = None;
@@ -1214,7 +1512,7 @@ mod tests {
                         .iter()
                         .zip(&want)
                         .all(|(a, b)| a.to_bits() == b.to_bits());
-                    assert!(same, "{oc} channels, {e:?}, pool {}", p.is_some());
+                    assert!(same, "{tile} {oc} channels, {e:?}, pool {}", p.is_some());
                 }
             }
         }
