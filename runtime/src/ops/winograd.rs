@@ -1025,12 +1025,12 @@ impl Winograd3x3 {
 /// `rows` are separate arguments, so it vectorizes without alias checks.
 ///
 /// Each row is read as three slices, of columns `x`, `x + 1` and `x + 2`. Indexed as one slice
-/// (`r[x]`, `r[x + 1]`, `r[x + 2]`), a change elsewhere in the op (a version generic over the
-/// Winograd tile size) led the compiler to build the shifted vectors from the last iteration's
-/// by shuffles instead of loading them, and it spilled the weights: 32→3 at 1280×720 took 63
-/// instead of 42 ms (`winograd-op` example, AVX2). With the three slices it took 42 ms there,
-/// and in this version 39.5–41.7 against 39.3–42.8 ms before (3 runs each). The sums are the
-/// same, in the same order.
+/// (`r[x]`, `r[x + 1]`, `r[x + 2]`), a change elsewhere in the op (making it generic over the
+/// Winograd tile size, first in a scratch copy) led the compiler to build the shifted vectors
+/// from the last iteration's by shuffles instead of loading them, and it spilled the weights:
+/// 32→3 at 1280×720 took 63 instead of 42 ms (`winograd-op` example, AVX2). With the three
+/// slices it took 42 ms there, 39.5–41.7 against 39.3–42.8 ms in the F(4,3)-only op (3 runs
+/// each), and 39–41 ms in the generic op of the repo. The sums are the same, in the same order.
 #[inline(always)]
 fn add_taps(a: &mut [f32], rows: [&[f32]; 3], k: &[[f32; 3]; 3]) {
     let n = a.len();
