@@ -589,7 +589,7 @@ impl Winograd3x3 {
     }
 
     /// How the op picks its Winograd algorithm, or `None` when it computes the direct sum
-    /// (few output channels, no depth-to-space; see [`Self::direct_rows`]).
+    /// (few output channels, no depth-to-space).
     pub fn choice(&self) -> Option<TileChoice> {
         self.direct_weights().is_none().then_some(self.choice)
     }
