@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Set5 + Set14 Gaussian8 ×4 PSNR of a model with tract's ops only and with kdsr-edge's own ops
 # (runtime/src/ops) under the default tile choice (F(6,3) or F(4,3) by size) and each tile
-# fixed: the accuracy check of issue 13 (within 0.01 dB of the plain path). Prints each variant's mean PSNR per set and the largest per-image and
-# per-case difference from tract's ops only.
+# fixed: the accuracy check of issue 13 (within 0.01 dB of the plain path). Prints each
+# variant's mean PSNR per set, and its largest difference from tract's ops only per image and
+# per set mean.
 #
-#   bash scripts/ops-psnr.sh [MODEL...]     # default: student-edge, the camera model, student-edge-int8
+#   bash scripts/ops-psnr.sh [MODEL...]   # default: student-edge, the camera model, student-edge-int8
 #
-# MODEL is what `kdsr-edge eval -m` takes, or `-n NAME`. Needs a release kdsr-edge
-# (cargo build --release -p kdsr-runtime). One thread (-j 1), so that no thread count changes
+# MODEL is what `kdsr-edge eval -m` takes. Needs a release kdsr-edge (cargo build --release -p
+# kdsr-runtime; KDSR_EDGE=PATH for another). One thread (-j 1), so that no thread count changes
 # the arithmetic. Writes the eval reports under ${OUT:-target/ops-psnr}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,17 +16,18 @@ exe=${KDSR_EDGE:-target/release/kdsr-edge}
 out=${OUT:-target/ops-psnr}
 mkdir -p "$out"
 if [ $# -eq 0 ]; then
-  set -- models/edge/student-edge models/edge/camera/student-edge-camera models/edge/student-edge-int8
+  set -- models/edge/student-edge models/edge/camera/student-edge-camera \
+    models/edge/student-edge-int8
 fi
-variants=("none:none" "default:depth-to-space,winograd,qdq" "f43:depth-to-space,winograd-f43,qdq"
-  "f63:depth-to-space,winograd-f63,qdq")
+variants=("none:none" "default:depth-to-space,winograd,qdq"
+  "f43:depth-to-space,winograd-f43,qdq" "f63:depth-to-space,winograd-f63,qdq")
 for model in "$@"; do
-  tag=$(basename "${model#-n }")
-  if [[ $model == "-n "* ]]; then margs=(-n "${model#-n }"); else margs=(-m "$model"); fi
+  tag=$(basename "$model")
   for v in "${variants[@]}"; do
-    name=${v%%:*}
-    KDSR_EDGE_OPS=${v#*:} "$exe" eval "${margs[@]}" -j 1 --data data/Set5 data/Set14 --suite gaussian8 --out "$out/$tag-$name" > "$out/$tag-$name.log" 2>&1 \
-      || { echo "ops-psnr: eval of $model with KDSR_EDGE_OPS=${v#*:} failed, see $out/$tag-$name.log" >&2; exit 1; }
+    name=${v%%:*} ops=${v#*:}
+    KDSR_EDGE_OPS=$ops "$exe" eval -m "$model" -j 1 --data data/Set5 data/Set14 \
+      --suite gaussian8 --out "$out/$tag-$name" > "$out/$tag-$name.log" 2>&1 \
+      || { echo "ops-psnr: eval of $model with KDSR_EDGE_OPS=$ops failed, see $out/$tag-$name.log" >&2; exit 1; }
   done
   python3 - "$out" "$tag" <<'PY'
 import json, sys
@@ -38,14 +40,17 @@ def load(v):
             rows[(r["set"], row["case"], row["image"])] = row["psnr"]
     means = {r["set"]: r["report"]["mean"][0] for r in d["results"]}
     return rows, means
+def sets(means):
+    return ", ".join(f"{s} {m:.4f} dB" for s, m in means.items())
 base, base_means = load("none")
-print(f"{tag}: tract's ops only " + ", ".join(f"{s} {m:.4f} dB" for s, m in base_means.items()))
+print(f"{tag}: tract's ops only {sets(base_means)}")
 for v in ["default", "f43", "f63"]:
     rows, means = load(v)
     assert rows.keys() == base.keys(), "the reports differ in images or cases"
     worst = max(abs(rows[k] - base[k]) for k in base)
     mean_diff = max(abs(means[s] - base_means[s]) for s in base_means)
-    print(f"  own ops, Winograd {'by size' if v == 'default' else v}: " + ", ".join(f"{s} {m:.4f} dB" for s, m in means.items())
-          + f"; largest per-image difference {worst:.1e} dB, of the set means {mean_diff:.1e} dB")
+    label = "by size" if v == "default" else v
+    print(f"  own ops, Winograd {label}: {sets(means)}; largest per-image difference "
+          f"{worst:.1e} dB, of the set means {mean_diff:.1e} dB")
 PY
 done

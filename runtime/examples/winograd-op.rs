@@ -1,7 +1,7 @@
 //! Times kdsr-edge's 3×3 convolution op (`runtime/src/ops/winograd.rs`) alone on one shape:
 //! random weights and input, the op built as the rewrite pass builds it (Winograd F(6,3) or, with
-//! `--tile f43`, F(4,3); the direct sum for at most 4 output channels), optionally with a fused depth-to-space, on the
-//! calling thread. The per-op timings in `runtime/README.md` come from it.
+//! `--tile f43`, F(4,3); the direct sum for at most 4 output channels), optionally with a fused
+//! depth-to-space, on the calling thread. The per-op timings in `runtime/README.md` come from it.
 //!
 //! ```sh
 //! cargo run --release -p kdsr-runtime --example winograd-op -- --ic 32 --oc 128 --size 640x360 --depth-to-space 2
@@ -31,19 +31,11 @@ struct Args {
     #[arg(long)]
     depth_to_space: Option<usize>,
     /// The Winograd algorithm: f63 or f43.
-    #[arg(long, default_value = "f63", value_parser = parse_tile)]
+    #[arg(long, default_value = "f63")]
     tile: Tile,
     /// Timed calls after one warm-up call.
     #[arg(long, default_value_t = 10)]
     iters: usize,
-}
-
-fn parse_tile(s: &str) -> Result<Tile, String> {
-    match s {
-        "f43" => Ok(Tile::F43),
-        "f63" => Ok(Tile::F63),
-        _ => Err(format!("`{s}`: f43 or f63")),
-    }
 }
 
 /// Deterministic values in [-0.5, 0.5).

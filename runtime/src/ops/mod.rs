@@ -5,22 +5,22 @@
 //! - [`depth_to_space`]: ONNX `DepthToSpace` in one pass, instead of the reshape / two axis moves
 //!   / reshape chain tract-onnx expands it into (each axis move a strided copy).
 //! - [`winograd`]: dense 3×3 convolutions (stride 1, dilation 1, one group, padding 1, constant
-//!   float32 weights) by Winograd F(6,3) or F(4,3), with what follows such a convolution alone fused into
-//!   its output store ([`winograd::Epilogue`]): a LeakyReLU, a residual add, a depth-to-space,
+//!   float32 weights) by Winograd F(6,3) or F(4,3), with what follows such a convolution alone
+//!   fused into its output store ([`winograd::Epilogue`]): a LeakyReLU, a residual add, a depth-to-space,
 //!   an int8 graph's activation quantization.
 //! - [`qdq`]: an int8 QDQ graph's activation `QuantizeLinear` → (u8 lookup table) →
 //!   `DequantizeLinear` chains as one float32 pass ([`qdq::QuantTable`]), instead of two or three.
 //!
 //! `KDSR_EDGE_OPS` ([`OPS_VAR`]) picks which are substituted: a comma-separated list of
 //! `depth-to-space`, `winograd` (F(6,3) or F(4,3) by the input's size; `winograd-f43` or
-//! `winograd-f63` fix the tile) and
-//! `qdq`, or `none` for tract's own ops only (A/B measurements); unset, the [`DEFAULT_OPS`].
+//! `winograd-f63` fix the tile) and `qdq`, or `none` for tract's own ops only (A/B
+//! measurements); unset, the [`DEFAULT_OPS`].
 
 pub mod depth_to_space;
 pub mod qdq;
 pub mod winograd;
 
-use winograd::Tile;
+use winograd::{Tile, TileChoice};
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
@@ -42,7 +42,7 @@ pub struct OpSet {
     /// [`depth_to_space::DepthToSpace`].
     pub depth_to_space: bool,
     /// [`winograd::Winograd3x3`], by this algorithm.
-    pub winograd: Option<winograd::TileChoice>,
+    pub winograd: Option<TileChoice>,
     /// [`qdq::QuantTable`].
     pub qdq: bool,
 }
@@ -55,16 +55,17 @@ impl OpSet {
             match name {
                 "none" => {}
                 "depth-to-space" => set.depth_to_space = true,
-                "winograd" => set.winograd = Some(winograd::TileChoice::BySize),
-                "winograd-f43" => set.winograd = Some(winograd::TileChoice::Fixed(Tile::F43)),
-                "winograd-f63" => set.winograd = Some(winograd::TileChoice::Fixed(Tile::F63)),
+                "winograd" => set.winograd = Some(TileChoice::BySize),
                 "qdq" => set.qdq = true,
-                other => {
-                    return Err(format!(
-                        "{OPS_VAR}: unknown op `{other}` (depth-to-space, winograd, \
-                         winograd-f43, winograd-f63, qdq or none)"
-                    ));
-                }
+                other => match other.strip_prefix("winograd-").map(str::parse::<Tile>) {
+                    Some(Ok(tile)) => set.winograd = Some(TileChoice::Fixed(tile)),
+                    _ => {
+                        return Err(format!(
+                            "{OPS_VAR}: unknown op `{other}` (depth-to-space, winograd, \
+                             winograd-f43, winograd-f63, qdq or none)"
+                        ));
+                    }
+                },
             }
         }
         Ok(set)
@@ -240,11 +241,7 @@ fn fuse_epilogues(model: &mut TypedModel) -> TractResult<usize> {
 }
 
 /// The Winograd op for node `id` when it is an eligible convolution (see the module docs).
-fn winograd_for(
-    model: &TypedModel,
-    id: usize,
-    tile: winograd::TileChoice,
-) -> Option<winograd::Winograd3x3> {
+fn winograd_for(model: &TypedModel, id: usize, tile: TileChoice) -> Option<winograd::Winograd3x3> {
     let node = model.node(id);
     let conv = node.op_as::<Conv>()?;
     let ps = &conv.pool_spec;
@@ -292,7 +289,7 @@ fn winograd_for(
 }
 
 /// Replaces every eligible convolution of `model` by [`winograd::Winograd3x3`].
-fn rewrite_winograd(model: &mut TypedModel, tile: winograd::TileChoice) -> TractResult<usize> {
+fn rewrite_winograd(model: &mut TypedModel, tile: TileChoice) -> TractResult<usize> {
     let found: Vec<(usize, winograd::Winograd3x3)> = model
         .eval_order()?
         .into_iter()

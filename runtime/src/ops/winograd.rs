@@ -121,6 +121,19 @@ impl Tile {
     }
 }
 
+/// `f43` or `f63`, as `KDSR_EDGE_OPS` names them (`winograd-f43`).
+impl std::str::FromStr for Tile {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f43" => Ok(Tile::F43),
+            "f63" => Ok(Tile::F63),
+            _ => Err(format!("`{s}`: f43 or f63")),
+        }
+    }
+}
+
 impl fmt::Display for Tile {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "F({},3)", self.side())
@@ -600,7 +613,8 @@ impl Winograd3x3 {
         Some(match self.choice()? {
             TileChoice::Fixed(tile) => tile,
             TileChoice::BySize => {
-                let tiles = n * h.div_ceil(6) * w.div_ceil(6);
+                let side = Tile::F63.side();
+                let tiles = n * h.div_ceil(side) * w.div_ceil(side);
                 if tiles >= F63_MIN_TILES * threads.max(1) {
                     Tile::F63
                 } else {
