@@ -103,7 +103,7 @@ impl EvalOp for DepthToSpace {
         let (n, cb, h, w) = (shape[0], shape[1], shape[2], shape[3]);
         ensure!(cb % (b * b) == 0, "DepthToSpace: {cb} channels, block {b}");
         let c = cb / (b * b);
-        let mut out = Tensor::zero::<f32>(&[n, c, h * b, w * b])?;
+        let mut out = super::output_f32(&[n, c, h * b, w * b])?;
         let src = input.try_as_plain_ram()?;
         let src = src.as_slice::<f32>()?;
         {

@@ -1212,7 +1212,7 @@ impl EvalOp for Winograd3x3 {
             Some(r) => Some(r.as_slice::<f32>()?),
             None => None,
         };
-        let mut out = Tensor::zero::<f32>(&self.output_shape(n, h, w))?;
+        let mut out = super::output_f32(&self.output_shape(n, h, w))?;
         let src = input.try_as_plain_ram()?;
         {
             let mut dst = out.try_as_plain_ram_mut()?;
