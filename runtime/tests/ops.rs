@@ -38,6 +38,7 @@ fn plan_of(
     let after = rewrite_decluttered(&mut typed, set).unwrap();
     let done = kdsr_runtime::ops::Rewrites {
         depth_to_space: before.depth_to_space,
+        pointwise: before.pointwise,
         ..after
     };
     (
@@ -114,6 +115,8 @@ fn substituted_ops_give_tracts_output_on_trained_weights() {
         // Fused into them: 9 residual adds and the 2 depth-to-space in the SR network,
         // LeakyReLUs and residual adds in the IDE.
         assert!(done.fused >= 11, "{done:?}");
+        // The SR network's `add_mean` (1×1) composed into its tail convolution.
+        assert_eq!(done.pointwise, 1, "{done:?}");
         let d = max_diff(&reference, &sr(&p, &x));
         eprintln!(
             "Winograd {tile} vs tract, student-edge dynamic {h}x{w}: max |Δ| {d:.2e}, {done:?}"

@@ -1255,7 +1255,7 @@ impl TypedOp for Winograd3x3 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The direct sum, zero padding 1, in f64.
@@ -1293,7 +1293,7 @@ mod tests {
     }
 
     /// A deterministic pseudo-random sequence in [-1, 1).
-    fn values(n: usize, seed: u64) -> Vec<f32> {
+    pub(crate) fn values(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
