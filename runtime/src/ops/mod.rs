@@ -420,7 +420,8 @@ fn compose_pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
         };
         let mut conv = conv.clone();
         conv.pool_spec.output_channels = p.oc;
-        let name = format!("{}+{}", node.name, last.name);
+        // `benches/profile.py` finds the ONNX node by the name's longest dotted prefix.
+        let name = format!("{}.pointwise+{}", node.name, last.name);
         let old = OutletId::new(*next, 0);
         let output = model.output_outlets()?.iter().position(|o| *o == old);
         let label = model.outlet_label(old).unwrap_or(&last.name).to_owned();
