@@ -33,13 +33,13 @@ use tract_onnx::tract_core::ops::nn::{DataFormat, LeakyRelu};
 
 /// A float32 tensor of `shape` for an op that writes every one of its elements before anything
 /// reads it: not zeroed first. Zeroing the ×4 upsampler's output (118 MB at LR 320×180) before
-/// writing it took ~4–8 % of the split SR graph's time (`kdsr-edge bench`, interleaved).
+/// writing it took ~5 % of the split SR graph's time on one thread, ~10 % on two (`kdsr-edge
+/// bench`, 6 interleaved rounds, runtime/README).
 /// With debug assertions (every `cargo test` build) the tensor is filled with NaN instead, so
 /// that an element an op fails to write shows in the tests' comparisons with tract's ops.
 pub(crate) fn output_f32(shape: &[usize]) -> TractResult<Tensor> {
     if cfg!(debug_assertions) {
-        let len = shape.iter().product();
-        return Tensor::from_shape(shape, &vec![f32::NAN; len]);
+        return Ok(tract_ndarray::ArrayD::from_elem(shape, f32::NAN).into_tensor());
     }
     // SAFETY: the callers (`DepthToSpace::eval`, `Winograd3x3::eval`) write every element
     // before the tensor is returned, and f32 has no invalid bit patterns.
@@ -388,19 +388,42 @@ fn compose_pointwise(p: &ConvParams, q: &ConvParams) -> ConvParams {
     }
 }
 
-/// Node `id`, an eligible convolution (3×3, see the module docs) whose output only a 1×1
-/// convolution reads (the SR network's tail and its `add_mean`): that node, and the two as one
-/// convolution.
-fn with_pointwise_after(model: &TypedModel, id: usize) -> Option<(usize, ConvParams)> {
-    let p = conv_params(model, id, 3, 1)?;
+/// A 3×3 convolution and the 1×1 convolution `next` that alone reads its output, as one
+/// convolution: tract's op and its constant weights and bias.
+struct Composed {
+    next: usize,
+    op: Conv,
+    weights: Tensor,
+    bias: Tensor,
+}
+
+/// Node `id` with the 1×1 convolution after it as one convolution, when `id` is an eligible
+/// convolution (3×3, see the module docs) whose output only a 1×1 convolution reads (the SR
+/// network's tail and its `add_mean`).
+fn with_pointwise_after(model: &TypedModel, id: usize) -> Option<Composed> {
     let out = OutletId::new(id, 0);
     let consumers = &model.node(id).outputs[0].successors;
     if consumers.len() != 1 || model.output_outlets().ok()?.contains(&out) {
         return None;
     }
     let next = consumers[0].node;
+    if model.node(next).inputs[0] != out {
+        return None;
+    }
     let q = conv_params(model, next, 1, 0)?;
-    (q.ic == p.oc && model.node(next).inputs[0] == out).then(|| (next, compose_pointwise(&p, &q)))
+    let p = conv_params(model, id, 3, 1)?;
+    if q.ic != p.oc {
+        return None;
+    }
+    let c = compose_pointwise(&p, &q);
+    let mut op = model.node(id).op_as::<Conv>()?.clone();
+    op.pool_spec.output_channels = c.oc;
+    Some(Composed {
+        next,
+        op,
+        weights: tensor1(&c.weights).into_shape(&[c.oc, c.ic, 3, 3]).ok()?,
+        bias: tensor1(c.bias.as_deref()?),
+    })
 }
 
 /// Replaces each eligible 3×3 convolution of the typed `model` that only a 1×1 convolution
@@ -408,30 +431,23 @@ fn with_pointwise_after(model: &TypedModel, id: usize) -> Option<(usize, ConvPar
 /// weights as constants), which the Winograd rewrite then substitutes. Keeps the graph
 /// output's name when the 1×1 convolution was one. Returns how many were composed.
 fn compose_pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
-    let found: Vec<(usize, usize, ConvParams)> = model
+    let found: Vec<(usize, Composed)> = model
         .eval_order()?
         .into_iter()
-        .filter_map(|id| with_pointwise_after(model, id).map(|(next, p)| (id, next, p)))
+        .filter_map(|id| with_pointwise_after(model, id).map(|c| (id, c)))
         .collect();
-    for (id, next, p) in &found {
-        let (node, last) = (model.node(*id), model.node(*next));
-        let Some(conv) = node.op_as::<Conv>() else {
-            continue;
-        };
-        let mut conv = conv.clone();
-        conv.pool_spec.output_channels = p.oc;
+    for (id, c) in &found {
+        let (node, last) = (model.node(*id), model.node(c.next));
         // `benches/profile.py` finds the ONNX node by the name's longest dotted prefix.
         let name = format!("{}.pointwise+{}", node.name, last.name);
-        let old = OutletId::new(*next, 0);
+        let old = OutletId::new(c.next, 0);
         let output = model.output_outlets()?.iter().position(|o| *o == old);
         let label = model.outlet_label(old).unwrap_or(&last.name).to_owned();
         let mut patch = TypedModelPatch::default();
         let x = patch.tap_model(model, node.inputs[0])?;
-        let w = tensor1(&p.weights).into_shape(&[p.oc, p.ic, 3, 3])?;
-        let w = patch.add_const(format!("{name}.weight"), w)?;
-        let b = p.bias.clone().unwrap_or_else(|| vec![0.0; p.oc]);
-        let b = patch.add_const(format!("{name}.bias"), tensor1(&b))?;
-        let out = patch.wire_node(name, conv, &[x, w, b])?;
+        let w = patch.add_const(format!("{name}.weight"), c.weights.clone())?;
+        let b = patch.add_const(format!("{name}.bias"), c.bias.clone())?;
+        let out = patch.wire_node(name, c.op.clone(), &[x, w, b])?;
         patch.shunt_outside(model, old, out[0])?;
         patch.apply(model)?;
         if let Some(ix) = output {
