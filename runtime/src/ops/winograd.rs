@@ -8,7 +8,8 @@
 //! the weights `g` of each (output, input) channel pair become `U = G g Gᵀ` once, when the op is
 //! built ([`Winograd3x3::new`]); for each of the (m+2)² positions ξ of the transform domain
 //! `M[ξ] = U[ξ] · V[ξ]` is one matrix product (OC × IC by IC × tiles, `ndarray`'s
-//! `general_mat_mul`, which runs the `matrixmultiply` crate's AVX/FMA or NEON sgemm kernels); the
+//! `general_mat_mul`, which runs the `matrixmultiply` crate's AVX-512F, AVX2+FMA or NEON sgemm
+//! kernel, whichever the CPU has; the workspace turns on the crate's `avx512` feature); the
 //! output tile is `Aᵀ M A` plus the bias. F(4,3)'s matrices are Lavin & Gray's (interpolation
 //! points 0, ±1, ±2, ∞), as in ncnn and NNPACK; F(6,3)'s are ncnn's (0, ±1, ±2, ±½, ∞). The
 //! padding is read as zeros while patches are gathered, so there is no padded copy of the input.
