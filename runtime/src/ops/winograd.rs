@@ -58,6 +58,18 @@ use super::qdq::QuantTable;
 /// The direct sum's chunks are cut as if into tiles of this side ([`DIRECT_CHUNK`] of them a
 /// chunk, rounded to whole rows of tiles): the chunks of F(4,3), which the direct sum had
 /// before F(6,3) came.
+/// Outputs of at least this many bytes with a fused depth-to-space by 2 are written with
+/// non-temporal stores (`depth_to_space::interleave2_streaming`), which do not read the
+/// output's cache lines before writing them: far larger than the caches, nothing that follows
+/// finds them there anyway. The ×4 upsampler's second convolution (118 MB at LR 320×180) took
+/// 86–87 against 92–96 ms alone (`winograd-op` example, 32→128 at 640×360, minimum of 10 calls,
+/// 4 interleaved rounds, Zen 3 VM), and the split SR graph 221–239 against 225–245 ms on one
+/// thread (`kdsr-edge bench`, minimum of 20 calls, 6 interleaved rounds), within the noise on
+/// two (121–133 against 122–134 ms). Streaming the first upsampler convolution's output too (29
+/// MB, which the next convolution otherwise reads back partly from the L3 cache) was no better
+/// on one thread and slower on two.
+const STREAM_MIN_BYTES: usize = 64 << 20;
+
 const DIRECT_ROWS: usize = 4;
 
 /// See [`DIRECT_ROWS`].
@@ -662,7 +674,8 @@ impl Winograd3x3 {
             Executor::MultiThread(pool) => Some(pool),
             _ => None,
         };
-        self.run_on(pool.as_deref(), x, res, y, n, h, w)
+        let stream = std::mem::size_of_val(y) >= STREAM_MIN_BYTES;
+        self.run_on(pool.as_deref(), x, res, y, n, h, w, stream)
     }
 
     /// [`Self::run`] on `pool`'s threads, or the calling thread's.
@@ -670,7 +683,8 @@ impl Winograd3x3 {
     /// The image is cut into chunks of whole tile rows; each chunk (one image, tile rows
     /// `ty0..ty1`) gets its own rows `m·ty0·b .. min(m·ty1, h)·b` of every output plane of its
     /// image (`m` the tile side, [`DIRECT_ROWS`] for the direct sum; `b` the depth-to-space
-    /// block, else 1).
+    /// block, else 1). With `stream`, a fused depth-to-space by 2 writes its rows with
+    /// non-temporal stores ([`STREAM_MIN_BYTES`]).
     #[allow(clippy::too_many_arguments)]
     fn run_on(
         &self,
@@ -681,6 +695,7 @@ impl Winograd3x3 {
         n: usize,
         h: usize,
         w: usize,
+        stream: bool,
     ) -> TractResult<()> {
         let (ic, oc) = (self.ic, self.oc);
         let [_, planes, oh, ow] = self.output_shape(n, h, w);
@@ -732,6 +747,7 @@ impl Winograd3x3 {
                 out,
                 span: Span { h, w, ty0, ty1 },
                 tile,
+                stream,
             };
             SCRATCH.with(|s| {
                 let mut s = s.borrow_mut();
@@ -836,7 +852,10 @@ impl Winograd3x3 {
             general_mat_mul(1.0, &a, &b, 0.0, &mut c);
         }
         for (p, rows) in io.out.iter_mut().enumerate() {
-            self.output_plane::<T, P, A>(p, m, tiles, span, rows, io.res, work);
+            self.output_plane::<T, P, A>(p, m, tiles, span, rows, io.res, work, io.stream);
+        }
+        if io.stream {
+            super::depth_to_space::store_fence();
         }
         Ok(())
     }
@@ -924,7 +943,7 @@ impl Winograd3x3 {
     /// `[P², oc, tiles]` through `Aᵀ · A` lane-wise (one lane per tile, all the chunk's tiles at
     /// once, see [`input_tiles`] for their layout) and its T rows interleaved, plus the bias,
     /// LeakyReLU and the residual (`res`, the image's `[oc, h, w]`); then each output row is
-    /// written once, in order.
+    /// written once, in order (with `stream` and depth-to-space by 2, by non-temporal stores).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn output_plane<const T: usize, const P: usize, A: Algorithm<T, P>>(
@@ -936,6 +955,7 @@ impl Winograd3x3 {
         rows: &mut [f32],
         res: Option<&[f32]>,
         work: &mut [f32],
+        stream: bool,
     ) {
         let (oc, tw) = (self.oc, w.div_ceil(T));
         let b = self.epilogue.block();
@@ -980,9 +1000,12 @@ impl Winograd3x3 {
             for y in 0..nh {
                 for dy in 0..b {
                     let row = &mut rows[(y * b + dy) * w * b..][..w * b];
-                    super::depth_to_space::interleave(row, b, |dx| {
-                        &lines[((dy * b + dx) * nh + y) * w..][..w]
-                    });
+                    let src = |dx: usize| &lines[((dy * b + dx) * nh + y) * w..][..w];
+                    if b == 2 && stream {
+                        super::depth_to_space::interleave2_streaming(row, src(0), src(1));
+                    } else {
+                        super::depth_to_space::interleave(row, b, src);
+                    }
                 }
             }
         }
@@ -1079,6 +1102,8 @@ struct ChunkIo<'a> {
     span: Span,
     /// The Winograd algorithm of the call, `None` for the direct sum.
     tile: Option<Tile>,
+    /// Non-temporal stores for a fused depth-to-space by 2 ([`STREAM_MIN_BYTES`]).
+    stream: bool,
 }
 
 /// The length of the buffers [`input_tiles`] and [`Winograd3x3::output_plane`] use for
@@ -1339,7 +1364,8 @@ pub(crate) mod tests {
             let b = values(oc, 3);
             let op = Winograd3x3::new(&wts, Some(&b), oc, ic, TileChoice::Fixed(tile)).expect("op");
             let mut y = vec![0f32; n * oc * h * w];
-            op.run_on(None, &x, None, &mut y, n, h, w).expect("run");
+            op.run_on(None, &x, None, &mut y, n, h, w, false)
+                .expect("run");
             let bound = bound * (ic * 9) as f64;
             for ni in 0..n {
                 let want = naive(&x[ni * ic * h * w..][..ic * h * w], &wts, &b, ic, oc, h, w);
@@ -1362,7 +1388,9 @@ pub(crate) mod tests {
                 let mut lower = op.clone();
                 lower.simd = level;
                 let mut yl = vec![f32::NAN; n * oc * h * w];
-                lower.run_on(None, &x, None, &mut yl, n, h, w).expect("run");
+                lower
+                    .run_on(None, &x, None, &mut yl, n, h, w, false)
+                    .expect("run");
                 let same = y.iter().zip(&yl).all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(
                     same,
@@ -1372,7 +1400,7 @@ pub(crate) mod tests {
             }
             for pool in &pools {
                 let mut yp = vec![f32::NAN; n * oc * h * w];
-                op.run_on(Some(pool), &x, None, &mut yp, n, h, w)
+                op.run_on(Some(pool), &x, None, &mut yp, n, h, w, false)
                     .expect("run");
                 let same = y.iter().zip(&yp).all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(
@@ -1425,7 +1453,8 @@ pub(crate) mod tests {
             let x = values(ic * h * w, 10);
             let [got, want] = [&by_size, &op(TileChoice::Fixed(tile))].map(|op| {
                 let mut y = vec![f32::NAN; oc * h * w];
-                op.run_on(pool, &x, None, &mut y, 1, h, w).expect("run");
+                op.run_on(pool, &x, None, &mut y, 1, h, w, false)
+                    .expect("run");
                 y
             });
             let same = got
@@ -1442,7 +1471,7 @@ pub(crate) mod tests {
     /// The fused epilogue gives, bit for bit, what the plain op followed by the ops it replaces
     /// gives: LeakyReLU, quantization (a plain pair, a lookup table), residual add,
     /// quantization, depth-to-space (both modes, blocks 2 and 3), alone and combined, on one
-    /// thread and on a pool of 3.
+    /// thread, on a pool of 3 and with non-temporal stores.
     #[test]
     fn the_fused_epilogue_equals_the_ops_it_replaces() {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -1469,7 +1498,8 @@ pub(crate) mod tests {
         winograd.direct = None;
         let [y, y_winograd] = [&plain, &winograd].map(|op| {
             let mut y = vec![0f32; n * oc * h * w];
-            op.run_on(None, &x, None, &mut y, n, h, w).expect("run");
+            op.run_on(None, &x, None, &mut y, n, h, w, false)
+                .expect("run");
             y
         });
         // An int8 graph's quantizations: a plain pair, and a lookup table (not affine).
@@ -1520,14 +1550,18 @@ pub(crate) mod tests {
                     want = shuffled;
                 }
                 let r = residual.then_some(res.as_slice());
-                for p in [None, Some(pool)] {
+                for (p, stream) in [(None, false), (Some(pool), false), (None, true)] {
                     let mut got = vec![f32::NAN; want.len()];
-                    op.run_on(p, &x, r, &mut got, n, h, w).expect("run");
+                    op.run_on(p, &x, r, &mut got, n, h, w, stream).expect("run");
                     let same = got
                         .iter()
                         .zip(&want)
                         .all(|(a, b)| a.to_bits() == b.to_bits());
-                    assert!(same, "{tile} {oc} channels, {e:?}, pool {}", p.is_some());
+                    assert!(
+                        same,
+                        "{tile} {oc} channels, {e:?}, pool {}, stream {stream}",
+                        p.is_some()
+                    );
                 }
             }
         }
