@@ -311,8 +311,8 @@ mod tests {
         let r1: Vec<f32> = (0..21).map(|v| -1.0 - v as f32).collect();
         for start in 0..4 {
             for n in 0..=21 {
-                // 16 + 2·21 + 4 floats; Vec<f32> is only 4-byte aligned, so the start is
-                // taken from the first 16-byte boundary in it.
+                // Room for up to 3 floats before the first 16-byte boundary (a Vec<f32> is
+                // only 4-byte aligned), 3 more, 42 values and NaN after them.
                 let mut want = vec![f32::NAN; 64];
                 let base = want.as_ptr().align_offset(16);
                 let mut got = want.clone();

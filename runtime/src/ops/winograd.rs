@@ -55,9 +55,6 @@ use tract_onnx::tract_core::internal::*;
 
 use super::qdq::QuantTable;
 
-/// The direct sum's chunks are cut as if into tiles of this side ([`DIRECT_CHUNK`] of them a
-/// chunk, rounded to whole rows of tiles): the chunks of F(4,3), which the direct sum had
-/// before F(6,3) came.
 /// Outputs of at least this many bytes with a fused depth-to-space by 2 are written with
 /// non-temporal stores (`depth_to_space::interleave2_streaming`), which do not read the
 /// output's cache lines before writing them: far larger than the caches, nothing that follows
@@ -70,6 +67,9 @@ use super::qdq::QuantTable;
 /// on one thread and slower on two.
 const STREAM_MIN_BYTES: usize = 64 << 20;
 
+/// The direct sum's chunks are cut as if into tiles of this side ([`DIRECT_CHUNK`] of them a
+/// chunk, rounded to whole rows of tiles): the chunks of F(4,3), which the direct sum had
+/// before F(6,3) came.
 const DIRECT_ROWS: usize = 4;
 
 /// See [`DIRECT_ROWS`].
