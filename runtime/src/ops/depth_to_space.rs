@@ -91,10 +91,8 @@ pub(crate) fn interleave2_streaming(row: &mut [f32], r0: &[f32], r1: &[f32]) {
         if off % 2 == 0 && off / 2 <= n {
             let head = off / 2;
             let quads = (n - head) / 4;
-            for x in 0..head {
-                row[2 * x] = r0[x];
-                row[2 * x + 1] = r1[x];
-            }
+            let tail = head + 4 * quads;
+            interleave(&mut row[..2 * head], 2, |j| if j == 0 { r0 } else { r1 });
             let dst = row[2 * head..][..8 * quads].as_mut_ptr();
             let (a, z) = (
                 r0[head..][..4 * quads].as_ptr(),
@@ -113,10 +111,8 @@ pub(crate) fn interleave2_streaming(row: &mut [f32], r0: &[f32], r1: &[f32]) {
                     _mm_stream_ps(dst.add(8 * q + 4), _mm_unpackhi_ps(va, vz));
                 }
             }
-            for x in head + 4 * quads..n {
-                row[2 * x] = r0[x];
-                row[2 * x + 1] = r1[x];
-            }
+            let (t0, t1) = (&r0[tail..], &r1[tail..]);
+            interleave(&mut row[2 * tail..], 2, |j| if j == 0 { t0 } else { t1 });
             return;
         }
     }

@@ -436,8 +436,9 @@ fn compose_pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
         .into_iter()
         .filter_map(|id| with_pointwise_after(model, id).map(|c| (id, c)))
         .collect();
-    for (id, c) in &found {
-        let (node, last) = (model.node(*id), model.node(c.next));
+    let composed = found.len();
+    for (id, c) in found {
+        let (node, last) = (model.node(id), model.node(c.next));
         // `benches/profile.py` finds the ONNX node by the name's longest dotted prefix.
         let name = format!("{}.pointwise+{}", node.name, last.name);
         let old = OutletId::new(c.next, 0);
@@ -445,9 +446,9 @@ fn compose_pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
         let label = model.outlet_label(old).unwrap_or(&last.name).to_owned();
         let mut patch = TypedModelPatch::default();
         let x = patch.tap_model(model, node.inputs[0])?;
-        let w = patch.add_const(format!("{name}.weight"), c.weights.clone())?;
-        let b = patch.add_const(format!("{name}.bias"), c.bias.clone())?;
-        let out = patch.wire_node(name, c.op.clone(), &[x, w, b])?;
+        let w = patch.add_const(format!("{name}.weight"), c.weights)?;
+        let b = patch.add_const(format!("{name}.bias"), c.bias)?;
+        let out = patch.wire_node(name, c.op, &[x, w, b])?;
         patch.shunt_outside(model, old, out[0])?;
         patch.apply(model)?;
         if let Some(ix) = output {
@@ -455,7 +456,7 @@ fn compose_pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
             model.set_outlet_label(new, label)?;
         }
     }
-    Ok(found.len())
+    Ok(composed)
 }
 
 #[cfg(test)]

@@ -63,8 +63,8 @@ use super::qdq::QuantTable;
 /// 4 interleaved rounds, Zen 3 VM), and the split SR graph 221–239 against 225–245 ms on one
 /// thread (`kdsr-edge bench`, minimum of 20 calls, 6 interleaved rounds), within the noise on
 /// two (121–133 against 122–134 ms). Streaming the first upsampler convolution's output too (29
-/// MB, which the next convolution otherwise reads back partly from the L3 cache) was no better
-/// on one thread and slower on two.
+/// MB, about the size of that VM's L3 cache, and read by the next convolution) was no better on
+/// one thread and slower on two.
 const STREAM_MIN_BYTES: usize = 64 << 20;
 
 /// The direct sum's chunks are cut as if into tiles of this side ([`DIRECT_CHUNK`] of them a
