@@ -95,6 +95,15 @@ if [[ $what == post || $what == all ]]; then
   $T eval --weights $P.safetensors --data data/B100 --suite camera --device cpu --out $M/eval-camera
   $T eval --weights $P.safetensors --data data/Set5 data/Set14 --suite gaussian8 --device cpu \
     --out $M/eval-gaussian8
+  # Seen against unseen images: the camera suite and the Table 2 layout on BSD200 (the training
+  # set's BSD images, with the suites' own degradation draws) and the Table 2 layout on B100
+  # (held out, from the same photo collection), for the card's "Is it the data?".
+  $T eval --weights $P.safetensors --data data/BSD200 --suite camera --device cpu \
+    --out $M/eval-camera-bsd200
+  for d in B100 BSD200; do
+    $T eval --weights $P.safetensors --data data/$d --suite aniso-noise --device cpu \
+      --out $M/eval-aniso-noise-${d,,}
+  done
   # The shipped Gaussian-only model on the same camera inputs, for the README's comparison.
   $T eval --weights models/edge/student-edge.safetensors --data data/B100 --suite camera \
     --device cpu --out $M/eval-camera-student-edge
