@@ -13,6 +13,27 @@ use tract_linalg::mmm::{AsInputValue, FusedSpec};
 /// legacy-SSE `movq` the kernel has, or the VEX `vmovq`), widened and multiplied in ymm
 /// registers, whose upper halves are thus in use.
 fn load_step(legacy: bool, n: usize) -> f64 {
+    // The loop, with the load instruction `$load` (asm! takes only literal strings).
+    macro_rules! step_loop {
+        ($load:literal, $p:expr, $n:expr) => {
+            asm!(
+                "vpxor ymm0, ymm0, ymm0",
+                "2:",
+                concat!($load, " xmm8, qword ptr [{p}]"),
+                "vpmovsxbw ymm8, xmm8",
+                "vpbroadcastb ymm9, byte ptr [{p} + 8]",
+                "vpmovsxbw ymm9, xmm9",
+                "vpmullw ymm9, ymm9, ymm8",
+                "vpmovsxwd ymm9, xmm9",
+                "vpaddd ymm0, ymm0, ymm9",
+                "dec {n}",
+                "jnz 2b",
+                "vzeroupper",
+                p = in(reg) $p, n = inout(reg) $n => _,
+                out("ymm0") _, out("ymm8") _, out("ymm9") _,
+            )
+        };
+    }
     let buf = [1u8; 64];
     let p = buf.as_ptr();
     let t = Instant::now();
@@ -20,39 +41,9 @@ fn load_step(legacy: bool, n: usize) -> f64 {
     // upper halves of the ymm registers are cleared before returning.
     unsafe {
         if legacy {
-            asm!(
-                "vpxor ymm0, ymm0, ymm0",
-                "2:",
-                "movq xmm8, qword ptr [{p}]",
-                "vpmovsxbw ymm8, xmm8",
-                "vpbroadcastb ymm9, byte ptr [{p} + 8]",
-                "vpmovsxbw ymm9, xmm9",
-                "vpmullw ymm9, ymm9, ymm8",
-                "vpmovsxwd ymm9, xmm9",
-                "vpaddd ymm0, ymm0, ymm9",
-                "dec {n}",
-                "jnz 2b",
-                "vzeroupper",
-                p = in(reg) p, n = inout(reg) n => _,
-                out("ymm0") _, out("ymm8") _, out("ymm9") _,
-            );
+            step_loop!("movq", p, n);
         } else {
-            asm!(
-                "vpxor ymm0, ymm0, ymm0",
-                "2:",
-                "vmovq xmm8, qword ptr [{p}]",
-                "vpmovsxbw ymm8, xmm8",
-                "vpbroadcastb ymm9, byte ptr [{p} + 8]",
-                "vpmovsxbw ymm9, xmm9",
-                "vpmullw ymm9, ymm9, ymm8",
-                "vpmovsxwd ymm9, xmm9",
-                "vpaddd ymm0, ymm0, ymm9",
-                "dec {n}",
-                "jnz 2b",
-                "vzeroupper",
-                p = in(reg) p, n = inout(reg) n => _,
-                out("ymm0") _, out("ymm8") _, out("ymm9") _,
-            );
+            step_loop!("vmovq", p, n);
         }
     }
     t.elapsed().as_secs_f64() * 1e9 / n as f64
