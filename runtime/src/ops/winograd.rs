@@ -674,7 +674,7 @@ impl Winograd3x3 {
             Executor::MultiThread(pool) => Some(pool),
             _ => None,
         };
-        let stream = std::mem::size_of_val(y) >= STREAM_MIN_BYTES;
+        let stream = self.epilogue.block() == 2 && std::mem::size_of_val(y) >= STREAM_MIN_BYTES;
         self.run_on(pool.as_deref(), x, res, y, n, h, w, stream)
     }
 
