@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set5 + Set14 Gaussian8 ×4 PSNR of a model with tract's ops only and with kdsr-edge's own ops
 # (runtime/src/ops) under the default tile choice (F(6,3) or F(4,3) by size) and each tile
-# fixed: the accuracy check of issue 13 (within 0.01 dB of the plain path). Prints each
+# fixed: the accuracy check of issue 13 (within 0.01 dB of the plain path); and, where the CPU
+# has AMX bf16, with `--precision bf16` (the reduced-precision path: within 0.1 dB). Prints each
 # variant's mean PSNR per set, and its largest difference from tract's ops only per image and
 # per set mean.
 #
@@ -21,17 +22,25 @@ if [ $# -eq 0 ]; then
 fi
 variants=("none:none" "default:depth-to-space,winograd,qdq"
   "f43:depth-to-space,winograd-f43,qdq" "f63:depth-to-space,winograd-f63,qdq")
+bf16=no
+if grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null; then
+  bf16=yes
+  variants+=("bf16:depth-to-space,winograd,qdq")
+else
+  echo "ops-psnr: no AMX bf16 on this CPU: --precision bf16 not measured"
+fi
 for model in "$@"; do
   tag=$(basename "$model")
   for v in "${variants[@]}"; do
-    name=${v%%:*} ops=${v#*:}
-    KDSR_EDGE_OPS=$ops "$exe" eval -m "$model" -j 1 --data data/Set5 data/Set14 \
+    name=${v%%:*} ops=${v#*:} precision=f32
+    [ "$name" = bf16 ] && precision=bf16
+    KDSR_EDGE_OPS=$ops "$exe" eval -m "$model" -j 1 --precision $precision --data data/Set5 data/Set14 \
       --suite gaussian8 --out "$out/$tag-$name" > "$out/$tag-$name.log" 2>&1 \
       || { echo "ops-psnr: eval of $model with KDSR_EDGE_OPS=$ops failed, see $out/$tag-$name.log" >&2; exit 1; }
   done
-  python3 - "$out" "$tag" <<'PY'
+  python3 - "$out" "$tag" "$bf16" <<'PY'
 import json, sys
-out, tag = sys.argv[1:]
+out, tag, bf16 = sys.argv[1:]
 def load(v):
     d = json.load(open(f"{out}/{tag}-{v}.json"))
     rows = {}
@@ -44,13 +53,13 @@ def sets(means):
     return ", ".join(f"{s} {m:.4f} dB" for s, m in means.items())
 base, base_means = load("none")
 print(f"{tag}: tract's ops only {sets(base_means)}")
-for v in ["default", "f43", "f63"]:
+for v in ["default", "f43", "f63"] + (["bf16"] if bf16 == "yes" else []):
     rows, means = load(v)
     assert rows.keys() == base.keys(), "the reports differ in images or cases"
     worst = max(abs(rows[k] - base[k]) for k in base)
     mean_diff = max(abs(means[s] - base_means[s]) for s in base_means)
-    label = "by size" if v == "default" else v
-    print(f"  own ops, Winograd {label}: {sets(means)}; largest per-image difference "
+    label = {"default": "Winograd by size", "bf16": "bf16 on AMX (--precision bf16)"}.get(v, f"Winograd {v}")
+    print(f"  own ops, {label}: {sets(means)}; largest per-image difference "
           f"{worst:.1e} dB, of the set means {mean_diff:.1e} dB")
 PY
 done

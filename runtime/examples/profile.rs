@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use kdsr_runtime::profile::{ProfileOptions, profile_graph};
-use kdsr_runtime::{DirectSpatial, GraphKind, Options, Upscaler};
+use kdsr_runtime::{ConvPrecision, DirectSpatial, GraphKind, Options, Upscaler};
 
 /// The allocator kdsr-edge runs with (`src/main.rs`; `bench` leaves mimalloc's options at their
 /// defaults). With glibc's, each large activation was a fresh `mmap` and its page faults counted
@@ -52,6 +52,9 @@ struct Args {
     /// tract's direct spatial convolution (`auto` = what kdsr-edge does).
     #[arg(long, value_enum, default_value_t = Knob::Auto)]
     direct_spatial: Knob,
+    /// Compute the 3×3 convolutions in bf16 on AMX (`kdsr-edge --precision bf16`).
+    #[arg(long)]
+    bf16: bool,
     /// Image whose centre crop is the input.
     #[arg(long, default_value = "data/Set14/monarch.png")]
     image: PathBuf,
@@ -111,6 +114,11 @@ fn main() -> Result<()> {
         &ProfileOptions {
             threads: a.threads,
             direct_spatial,
+            precision: if a.bf16 {
+                ConvPrecision::Bf16
+            } else {
+                ConvPrecision::F32
+            },
             iters: a.iters,
         },
     )?;

@@ -1,7 +1,7 @@
 //! Times kdsr-edge's 3×3 convolution op (`runtime/src/ops/winograd.rs`) alone on one shape:
 //! random weights and input, the op built as the rewrite pass builds it (Winograd F(6,3) or, with
 //! `--tile f43`, F(4,3); the direct sum for at most 4 output channels), optionally with a fused
-//! depth-to-space, on the calling thread. The per-op timings in `runtime/README.md` come from it.
+//! depth-to-space, on the calling thread; with `--bf16`, the bf16 direct sum on AMX instead. The per-op timings in `runtime/README.md` come from it.
 //!
 //! ```sh
 //! cargo run --release -p kdsr-runtime --example winograd-op -- --ic 32 --oc 128 --size 640x360 --depth-to-space 2
@@ -33,6 +33,9 @@ struct Args {
     /// The Winograd algorithm: f63 or f43.
     #[arg(long, default_value = "f63")]
     tile: Tile,
+    /// Compute in bf16 on AMX (`--precision bf16`), not by Winograd.
+    #[arg(long)]
+    bf16: bool,
     /// Timed calls after one warm-up call.
     #[arg(long, default_value_t = 10)]
     iters: usize,
@@ -48,13 +51,17 @@ fn values(n: usize, seed: usize) -> Vec<f32> {
 fn main() -> Result<()> {
     let a = Args::parse();
     let (h, w) = (a.size.height, a.size.width);
+    let weights = values(a.oc * a.ic * 9, 1);
     let mut op = Winograd3x3::new(
-        &values(a.oc * a.ic * 9, 1),
+        &weights,
         Some(&values(a.oc, 2)),
         a.oc,
         a.ic,
         TileChoice::Fixed(a.tile),
     )?;
+    if a.bf16 {
+        op = op.with_bf16(&weights)?;
+    }
     if let Some(b) = a.depth_to_space {
         op = op.with_epilogue(Epilogue {
             depth_to_space: Some((b, false)),

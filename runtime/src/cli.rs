@@ -183,6 +183,29 @@ pub struct ModelArgs {
     /// tract's direct spatial convolution.
     #[arg(long, value_enum, default_value_t = KnobArg::Auto)]
     pub direct_spatial: KnobArg,
+    /// Number type of the 3×3 convolutions: f32, or bf16 on Intel AMX (Xeon Sapphire Rapids and
+    /// later; ~2–3× faster, PSNR within 0.01 dB on Set5/Set14, README "Reduced precision").
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    pub precision: PrecisionArg,
+}
+
+/// `--precision`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionArg {
+    /// float32 throughout.
+    F32,
+    /// The 3×3 convolutions' inputs and weights in bf16, sums in float32, on AMX; an error
+    /// where the CPU or OS has no AMX bf16.
+    Bf16,
+}
+
+impl From<PrecisionArg> for kdsr_runtime::ConvPrecision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::F32 => Self::F32,
+            PrecisionArg::Bf16 => Self::Bf16,
+        }
+    }
 }
 
 /// `--threads N`, or realesrgan-ncnn-vulkan's `-j load:proc:save` (the `proc` count).
@@ -391,6 +414,9 @@ pub struct BenchArgs {
     /// `TRACT_DISABLE_DIRECT_SPATIAL` settings to time.
     #[arg(long, value_enum, default_value_t = BenchKnob::Both)]
     pub direct_spatial: BenchKnob,
+    /// Number type of the 3×3 convolutions (as `upscale --precision`).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    pub precision: PrecisionArg,
     /// Split models: time the SR graph only (given the IDR estimated once), not the IDE.
     #[arg(long)]
     pub no_ide: bool,

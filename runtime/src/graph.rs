@@ -87,6 +87,18 @@ impl DirectSpatial {
     }
 }
 
+/// The number type of kdsr-edge's 3×3 convolutions (`--precision`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvPrecision {
+    /// float32 throughout (Winograd and the direct sum, `crate::ops::winograd`).
+    #[default]
+    F32,
+    /// The 3×3 convolutions' inputs and weights rounded to bf16, sums in float32, on Intel AMX
+    /// (`crate::ops::amx`); everything else float32. Needs a CPU and OS with AMX bf16.
+    Bf16,
+}
+
 /// How plans are built and run: the tract executor (threads) and the knobs in force while a plan
 /// is optimized.
 #[derive(Clone, Debug)]
@@ -95,6 +107,8 @@ pub(crate) struct PlanSettings {
     pub executor: Option<Executor>,
     /// Decides `TRACT_DISABLE_DIRECT_SPATIAL` per graph kind while optimizing.
     pub direct_spatial: DirectSpatial,
+    /// The 3×3 convolutions' number type.
+    pub precision: ConvPrecision,
 }
 
 type Plan = Arc<TypedRunnableModel>;
@@ -134,6 +148,7 @@ pub fn check_graph_bytes(bytes: &[u8], path: &Path) -> Result<GraphMeta> {
     let settings = Arc::new(PlanSettings {
         executor: None,
         direct_spatial: DirectSpatial::default(),
+        precision: ConvPrecision::F32,
     });
     Graph::from_bytes(bytes, path, settings).map(|g| g.meta)
 }
@@ -226,7 +241,25 @@ impl Graph {
         let mut typed = inference
             .into_typed()
             .map_err(|e| tract_err(path, "tract cannot type the graph", e))?;
-        let ops = crate::ops::OpSet::from_env().map_err(Error::Usage)?;
+        let ops = crate::ops::OpSet {
+            bf16: settings.precision == ConvPrecision::Bf16,
+            ..crate::ops::OpSet::from_env().map_err(Error::Usage)?
+        };
+        if ops.bf16 {
+            if ops.winograd.is_none() {
+                return Err(Error::Usage(format!(
+                    "--precision bf16 runs in kdsr-edge's 3×3 convolution op, which {} leaves out",
+                    crate::ops::OPS_VAR
+                )));
+            }
+            if !crate::ops::amx::available() {
+                return Err(Error::Usage(
+                    "--precision bf16 needs a CPU with AMX bf16 (Intel Xeon Sapphire Rapids or \
+                     later) and Linux; this machine has none: use --precision f32"
+                        .into(),
+                ));
+            }
+        }
         crate::ops::rewrite(&mut typed, ops)
             .map_err(|e| tract_err(path, "substituting kdsr-edge's operators", e))?;
         let input_names: Vec<String> = typed

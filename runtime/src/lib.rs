@@ -43,4 +43,6 @@ pub use error::{Error, ErrorClass, Result};
 pub use graph::{GraphKind, GraphMeta, Precision};
 pub use kdsr_core::Planar;
 pub use kdsr_core::idr::Idr;
-pub use upscaler::{DirectSpatial, IdrPlan, ModelInfo, ModelKind, Options, TileOutput, Upscaler};
+pub use upscaler::{
+    ConvPrecision, DirectSpatial, IdrPlan, ModelInfo, ModelKind, Options, TileOutput, Upscaler,
+};

@@ -14,7 +14,7 @@ use tract_linalg::multithread::Executor;
 
 use crate::error::{Error, Result};
 pub use crate::graph::NodeTime;
-use crate::graph::{DirectSpatial, Graph, GraphMeta, PlanSettings};
+use crate::graph::{ConvPrecision, DirectSpatial, Graph, GraphMeta, PlanSettings};
 
 /// How [`profile_graph`] runs.
 #[derive(Clone, Debug)]
@@ -23,6 +23,8 @@ pub struct ProfileOptions {
     pub threads: usize,
     /// tract's direct spatial convolution, as [`crate::Options::direct_spatial`].
     pub direct_spatial: DirectSpatial,
+    /// The 3×3 convolutions' number type, as [`crate::Options::precision`].
+    pub precision: ConvPrecision,
     /// Profiled runs after one unprofiled warm-up run (at least 1).
     pub iters: usize,
 }
@@ -60,6 +62,7 @@ pub fn profile_graph(
     let settings = Arc::new(PlanSettings {
         executor: (options.threads > 1).then(|| Executor::multithread(options.threads)),
         direct_spatial: options.direct_spatial,
+        precision: options.precision,
     });
     let graph = Graph::load(path, settings)?;
     if lr.channels() != 3 {

@@ -10,7 +10,7 @@ use kdsr_core::spec::KdsrConfig;
 use tract_linalg::multithread::Executor;
 
 use crate::error::{Error, Result};
-pub use crate::graph::DirectSpatial;
+pub use crate::graph::{ConvPrecision, DirectSpatial};
 use crate::graph::{Graph, GraphKind, GraphMeta, PlanSettings, Precision};
 use crate::memory;
 use crate::models::{Located, locate, suffixed};
@@ -89,6 +89,9 @@ pub struct Options {
     pub mem_budget_mib: usize,
     /// tract's direct spatial convolution; default [`DirectSpatial::Auto`].
     pub direct_spatial: DirectSpatial,
+    /// The 3×3 convolutions' number type; default [`ConvPrecision::F32`]. [`ConvPrecision::Bf16`] is an
+    /// error at load time where the CPU or OS has no AMX bf16.
+    pub precision: ConvPrecision,
     /// Most LR pixels the IDE sees when estimating an IDR; larger images are estimated on their
     /// centre crop of about this many pixels (see [`Upscaler::estimate_idr`]). `None`: the
     /// smaller of 512×512 and what the memory budget allows.
@@ -102,6 +105,7 @@ impl Default for Options {
             tile: None,
             mem_budget_mib: 512,
             direct_spatial: DirectSpatial::Auto,
+            precision: ConvPrecision::F32,
             ide_max_pixels: None,
         }
     }
@@ -773,6 +777,7 @@ fn plan_settings(options: &Options) -> Arc<PlanSettings> {
     Arc::new(PlanSettings {
         executor: (threads > 1).then(|| Executor::multithread(threads)),
         direct_spatial: options.direct_spatial,
+        precision: options.precision,
     })
 }
 

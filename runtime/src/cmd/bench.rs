@@ -99,6 +99,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
                     tile: None,
                     mem_budget_mib: usize::MAX / (1 << 21),
                     direct_spatial: knob,
+                    precision: a.precision.into(),
                     ide_max_pixels: Some(h * w),
                 },
             )?;

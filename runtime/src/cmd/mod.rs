@@ -66,6 +66,7 @@ pub fn load_model_with(
 ) -> anyhow::Result<Upscaler> {
     options.threads = cap_threads(args.threads);
     options.direct_spatial = args.direct_spatial.into();
+    options.precision = args.precision.into();
     let found = models::resolve(args.model.as_deref(), args.name.as_deref())?;
     let label = found.label();
     let spinner = rep.spinner(&format!("loading the model {label}"));

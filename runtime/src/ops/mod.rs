@@ -17,6 +17,7 @@
 //! `winograd-f63` fix the tile) and `qdq`, or `none` for tract's own ops only (A/B
 //! measurements); unset, the [`DEFAULT_OPS`].
 
+pub mod amx;
 pub mod depth_to_space;
 pub mod qdq;
 pub mod winograd;
@@ -64,6 +65,9 @@ pub struct OpSet {
     pub winograd: Option<TileChoice>,
     /// [`qdq::QuantTable`].
     pub qdq: bool,
+    /// The Winograd ops compute in bf16 on AMX ([`winograd::Winograd3x3::with_bf16`]); set by
+    /// `--precision bf16`, not by [`OPS_VAR`].
+    pub bf16: bool,
 }
 
 impl OpSet {
@@ -143,7 +147,7 @@ pub fn rewrite(model: &mut TypedModel, set: OpSet) -> TractResult<Rewrites> {
 /// convolution into it.
 pub fn rewrite_decluttered(model: &mut TypedModel, set: OpSet) -> TractResult<Rewrites> {
     let winograd = match set.winograd {
-        Some(tile) => rewrite_winograd(model, tile)?,
+        Some(tile) => rewrite_winograd(model, tile, set.bf16)?,
         None => 0,
     };
     let qdq = if set.qdq { qdq::rewrite(model)? } else { 0 };
@@ -332,18 +336,30 @@ fn conv_params(model: &TypedModel, id: usize, k: usize, pad: usize) -> Option<Co
 }
 
 /// The Winograd op for node `id` when it is an eligible convolution (see the module docs).
-fn winograd_for(model: &TypedModel, id: usize, tile: TileChoice) -> Option<winograd::Winograd3x3> {
+/// With `bf16`, the op computes in bf16 on AMX (an error where it cannot).
+fn winograd_for(
+    model: &TypedModel,
+    id: usize,
+    tile: TileChoice,
+    bf16: bool,
+) -> Option<TractResult<winograd::Winograd3x3>> {
     let p = conv_params(model, id, 3, 1)?;
-    winograd::Winograd3x3::new(&p.weights, p.bias.as_deref(), p.oc, p.ic, tile).ok()
+    let op = winograd::Winograd3x3::new(&p.weights, p.bias.as_deref(), p.oc, p.ic, tile).ok()?;
+    Some(if bf16 {
+        op.with_bf16(&p.weights)
+    } else {
+        Ok(op)
+    })
 }
 
-/// Replaces every eligible convolution of `model` by [`winograd::Winograd3x3`].
-fn rewrite_winograd(model: &mut TypedModel, tile: TileChoice) -> TractResult<usize> {
+/// Replaces every eligible convolution of `model` by [`winograd::Winograd3x3`] (computing in
+/// bf16 with `bf16`).
+fn rewrite_winograd(model: &mut TypedModel, tile: TileChoice, bf16: bool) -> TractResult<usize> {
     let found: Vec<(usize, winograd::Winograd3x3)> = model
         .eval_order()?
         .into_iter()
-        .filter_map(|id| winograd_for(model, id, tile).map(|op| (id, op)))
-        .collect();
+        .filter_map(|id| winograd_for(model, id, tile, bf16).map(|op| op.map(|op| (id, op))))
+        .collect::<TractResult<_>>()?;
     for (id, op) in &found {
         let node = model.node(*id);
         let mut patch = TypedModelPatch::default();

@@ -53,6 +53,7 @@ use tract_onnx::prelude::tract_ndarray::{ArrayView2, ArrayViewMut2};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
+use super::amx::{self, Bf16Weights};
 use super::qdq::QuantTable;
 
 /// Outputs of at least this many bytes with a fused depth-to-space by 2 are written with
@@ -83,6 +84,10 @@ const DIRECT_MAX_OC: usize = 4;
 /// chunks of small images too small: random student-M at 64×64 on 2 threads took ~140 ms
 /// against ~115 with 2 and 1, `kdsr-edge bench`, 4 interleaved rounds).
 const CHUNKS_PER_THREAD: usize = 2;
+
+/// Output pixels per chunk of the AMX bf16 path (whole rows, at least one): its input rows,
+/// two more than its output rows, converted to bf16 pairs stay in the L2 cache.
+const AMX_CHUNK: usize = 8192;
 
 /// A Winograd algorithm: F(m,3), m×m output tiles from (m+2)×(m+2) input patches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -411,6 +416,9 @@ pub struct Winograd3x3 {
     /// The OIHW weights, kept when the op computes the direct sum instead (at most
     /// [`DIRECT_MAX_OC`] output channels, see [`Self::direct_rows`]).
     direct: Option<Arc<Vec<f32>>>,
+    /// The weights as AMX bf16 tiles when the op computes in bf16 ([`Self::with_bf16`]): then
+    /// every call is the direct sum on AMX ([`amx`]), neither Winograd nor [`Self::direct_rows`].
+    amx: Option<Arc<Bf16Weights>>,
     /// What the op does to the convolution's output before storing it (see [`Epilogue`]).
     pub epilogue: Epilogue,
     /// The variant of [`Self::chunk`] to run.
@@ -441,6 +449,10 @@ impl PartialEq for Winograd3x3 {
             && same_opt(&self.u63, &other.u63)
             && same(&self.bias, &other.bias)
             && same_opt(&self.direct, &other.direct)
+            && match (&self.amx, &other.amx) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                (a, b) => a.is_none() && b.is_none(),
+            }
     }
 }
 
@@ -540,11 +552,17 @@ struct Scratch {
     v: Vec<f32>,
     m: Vec<f32>,
     work: Vec<f32>,
+    amx: amx::Scratch,
 }
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = const {
-        RefCell::new(Scratch { v: Vec::new(), m: Vec::new(), work: Vec::new() })
+        RefCell::new(Scratch {
+            v: Vec::new(),
+            m: Vec::new(),
+            work: Vec::new(),
+            amx: amx::Scratch::new(),
+        })
     };
 }
 
@@ -595,10 +613,27 @@ impl Winograd3x3 {
             direct: (1..=DIRECT_MAX_OC)
                 .contains(&oc)
                 .then(|| Arc::new(weights.to_vec())),
+            amx: None,
             epilogue: Epilogue::default(),
             #[cfg(target_arch = "x86_64")]
             simd: detected_simd_level(),
         })
+    }
+
+    /// The op computing in bf16 on AMX ([`amx`]) from the same OIHW `weights` it was built
+    /// from; an error where the CPU or OS has no AMX bf16 ([`amx::available`]).
+    pub fn with_bf16(mut self, weights: &[f32]) -> TractResult<Self> {
+        ensure!(
+            amx::available(),
+            "bf16 convolution: this CPU or OS has no AMX bf16 (Intel Xeon Sapphire Rapids or later, Linux)"
+        );
+        self.amx = Some(Arc::new(Bf16Weights::new(weights, self.oc, self.ic)?));
+        Ok(self)
+    }
+
+    /// Whether the op computes in bf16 ([`Self::with_bf16`]).
+    pub fn is_bf16(&self) -> bool {
+        self.amx.is_some()
     }
 
     /// The op with `epilogue` fused (checked against the channel count).
@@ -713,9 +748,15 @@ impl Winograd3x3 {
             return Ok(());
         }
         let threads = pool.map_or(1, |p| p.current_num_threads());
-        let tile = self.tile_for(n, h, w, threads);
+        let tile = self
+            .amx
+            .is_none()
+            .then(|| self.tile_for(n, h, w, threads))
+            .flatten();
+        // Chunks of tile rows; for AMX of output rows of about AMX_CHUNK pixels.
         let (side, chunk_tiles) = match tile {
             Some(tile) => (tile.side(), tile.chunk_tiles()),
+            None if self.amx.is_some() => (1, AMX_CHUNK),
             None => (DIRECT_ROWS, DIRECT_CHUNK),
         };
         let (th, tw) = (h.div_ceil(side), w.div_ceil(side));
@@ -771,6 +812,9 @@ impl Winograd3x3 {
     /// for those (8 or 16 lanes), picked at run time. The arithmetic is the same operations in
     /// the same order (no contraction into FMAs), so every variant gives the same bits.
     fn chunk(&self, io: &mut ChunkIo, s: &mut Scratch) -> TractResult<()> {
+        if let Some(wts) = &self.amx {
+            return self.amx_chunk(wts, io, &mut s.amx);
+        }
         #[cfg(target_arch = "x86_64")]
         {
             match self.simd {
@@ -858,6 +902,75 @@ impl Winograd3x3 {
             super::depth_to_space::store_fence();
         }
         Ok(())
+    }
+
+    /// Output rows `ty0..ty1` (the chunk's rows: one row a "tile") by AMX bf16 ([`amx`]), each
+    /// finished in the row buffer the AMX sums are in and stored ([`Self::amx_row`]).
+    fn amx_chunk(
+        &self,
+        wts: &Bf16Weights,
+        io: &mut ChunkIo,
+        s: &mut amx::Scratch,
+    ) -> TractResult<()> {
+        let Span { h, w, ty0, ty1 } = io.span;
+        let rows = ty0..ty1.min(h);
+        let x = io.x;
+        amx::conv_rows(wts, x, h, w, rows.start, rows.end, s, |y, acc, stride| {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the AMX path runs only where amx::available() saw AVX-512F and BW.
+            #[allow(unsafe_code)]
+            unsafe {
+                self.amx_row_avx512(io, y, acc, stride)
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            self.amx_row(io, y, acc, stride)
+        })?;
+        if io.stream {
+            super::depth_to_space::store_fence();
+        }
+        Ok(())
+    }
+
+    /// [`Self::amx_row`] compiled for AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    fn amx_row_avx512(&self, io: &mut ChunkIo, y: usize, acc: &mut [f32], stride: usize) {
+        self.amx_row(io, y, acc, stride)
+    }
+
+    /// Output row `y` from the AMX sums `acc` (output channel `o` at `acc[o·stride..]`): plus
+    /// the bias, then [`Self::finish_epilogue`], in place; stored into the chunk's bands,
+    /// interleaved when the epilogue has a depth-to-space.
+    #[inline(always)]
+    fn amx_row(&self, io: &mut ChunkIo, y: usize, acc: &mut [f32], stride: usize) {
+        let Span { h, w, ty0: y0, .. } = io.span;
+        let (oc, b) = (self.oc, self.epilogue.block());
+        for o in 0..oc {
+            let line = &mut acc[o * stride..][..w];
+            let bias = self.bias[o];
+            for v in line.iter_mut() {
+                *v += bias;
+            }
+            self.finish_epilogue(line, io.res.map(|r| &r[(o * h + y) * w..][..w]));
+            if b == 1 {
+                io.out[o][(y - y0) * w..][..w].copy_from_slice(line);
+            }
+        }
+        if b > 1 {
+            let acc = &*acc;
+            for (p, rows) in io.out.iter_mut().enumerate() {
+                for dy in 0..b {
+                    let row = &mut rows[((y - y0) * b + dy) * w * b..][..w * b];
+                    let src =
+                        |dx: usize| &acc[self.epilogue.channel(p, dy * b + dx, oc) * stride..][..w];
+                    if b == 2 && io.stream {
+                        super::depth_to_space::interleave2_streaming(row, src(0), src(1));
+                    } else {
+                        super::depth_to_space::interleave(row, b, src);
+                    }
+                }
+            }
+        }
     }
 
     /// The OIHW weights when the op computes the direct sum: few output channels and no
@@ -1195,6 +1308,7 @@ impl Op for Winograd3x3 {
 
     fn info(&self) -> TractResult<Vec<String>> {
         let how = match self.choice() {
+            _ if self.is_bf16() => "bf16 direct sum on AMX".to_string(),
             Some(TileChoice::Fixed(tile)) => tile.to_string(),
             Some(TileChoice::BySize) => "F(6,3) or F(4,3) by size".to_string(),
             None => "direct sum".to_string(),
