@@ -10,7 +10,9 @@ Engines:
                  loads the model, optimizes the plan, makes one untimed call, then times the block),
                  as it runs by default; ``kdsr-edge-tract`` with tract's own ops only
                  (``KDSR_EDGE_OPS=none``), ``kdsr-edge-no-winograd`` without the Winograd convolution
-                 (``KDSR_EDGE_OPS=depth-to-space``, the default before it; runtime/src/ops)
+                 (``KDSR_EDGE_OPS=depth-to-space``, the default before it; runtime/src/ops);
+                 ``kdsr-edge-bf16`` with ``--precision bf16`` (3×3 convolutions in bf16 on
+                 AMX), only where /proc/cpuinfo has amx_bf16
   onnxruntime    PyPI onnxruntime, CPUExecutionProvider, intra_op_num_threads = threads,
                  inter_op_num_threads = 1, sequential, all graph optimizations
   openvino-f32   PyPI openvino, CPU, INFERENCE_PRECISION_HINT f32, latency hint, one stream,
@@ -47,11 +49,13 @@ import numpy as np
 
 PAUSE_S = 0.25
 
-# kdsr-edge variants: KDSR_EDGE_OPS for each (None: unset, kdsr-edge's default; see runtime/src/ops).
+# kdsr-edge variants: KDSR_EDGE_OPS (None: unset, kdsr-edge's default; see runtime/src/ops) and
+# --precision for each.
 KDSR_VARIANTS = {
-    "kdsr-edge-tract": "none",
-    "kdsr-edge-no-winograd": "depth-to-space",
-    "kdsr-edge": None,
+    "kdsr-edge-tract": ("none", "f32"),
+    "kdsr-edge-no-winograd": ("depth-to-space", "f32"),
+    "kdsr-edge": (None, "f32"),
+    "kdsr-edge-bf16": (None, "bf16"),
 }
 
 
@@ -301,20 +305,22 @@ class PyEngine:
 class KdsrEdge:
     """``kdsr-edge bench`` in a fresh process per block (see the module docs)."""
 
-    def __init__(self, name, exe, ops):
-        self.name, self.exe, self.cases = name, exe, {}
+    def __init__(self, name, exe, ops, precision):
+        self.name, self.exe, self.cases, self.precision = name, exe, {}, precision
         self.env = dict(os.environ)
+        self.env.pop("KDSR_EDGE_OPS", None)
         if ops is not None:
             self.env["KDSR_EDGE_OPS"] = ops
 
     def cmd(self, case, n):
         c = [self.exe, "bench", "-m", case["kdsr_model"], "--size", f"{case['w']}x{case['h']}",
-             "--threads", str(case["threads"]), "--iters", str(n), "--direct-spatial", "auto", "--json", "--no-ide"]
+             "--threads", str(case["threads"]), "--iters", str(n), "--direct-spatial", "auto",
+             "--precision", self.precision, "--json", "--no-ide"]
         return c
 
     def load(self, key, case, output):
         self.cases[key] = case
-        if self.env.get("KDSR_EDGE_OPS") is None:
+        if self.env.get("KDSR_EDGE_OPS") is None and self.precision == "f32":
             return {"ok": True}
         # Its own output, for the cross-check (the default variant's is the case's sr.f32).
         r = subprocess.run(self.cmd(case, 1)[:-2] + ["--no-ide", "--dump", output + ".d"], capture_output=True,
@@ -445,10 +451,13 @@ def main() -> int:
     if not bf16 and "openvino-bf16" in wanted:
         wanted.remove("openvino-bf16")
         print("openvino-bf16 skipped: the CPU has neither avx512_bf16 nor amx_bf16", file=sys.stderr)
+    if "amx_bf16" not in flags and "kdsr-edge-bf16" in wanted:
+        wanted.remove("kdsr-edge-bf16")
+        print("kdsr-edge-bf16 skipped: the CPU has no amx_bf16", file=sys.stderr)
     engines = {}
     for name in wanted:
         if name in KDSR_VARIANTS:
-            engines[name] = KdsrEdge(name, a.kdsr_edge, KDSR_VARIANTS[name])
+            engines[name] = KdsrEdge(name, a.kdsr_edge, *KDSR_VARIANTS[name])
         else:
             engines[name] = PyEngine(name, a.dir)
 
@@ -506,6 +515,7 @@ def main() -> int:
         "kdsr-edge-tract": "kdsr-edge, tract ops only",
         "kdsr-edge-no-winograd": "kdsr-edge without Winograd",
         "kdsr-edge": "kdsr-edge (default)",
+        "kdsr-edge-bf16": "kdsr-edge --precision bf16 (AMX)",
         "onnxruntime": "onnxruntime",
         "openvino-f32": "OpenVINO f32",
         "openvino-bf16": "OpenVINO bf16",

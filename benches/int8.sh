@@ -3,8 +3,9 @@
 # (`--no-ide`) and its int8 twin, each with kdsr-edge's default ops, with the default but
 # without `qdq` (the QDQ chains left to tract), and with tract's own ops only
 # (KDSR_EDGE_OPS=none), at 1 and 2 threads. Prints a markdown table: the minimum over the
-# rounds of each call's median of 3 runs, and int8's ratio to float32 with the same ops.
-# README's "Reduced precision" section comes from it.
+# rounds of each call's median of 3 runs, and int8's ratio to float32 with the same ops. Where
+# the CPU has AMX bf16, also the float32 graph with `--precision bf16` (default ops), and its
+# ratio to float32. README's "Reduced precision" section comes from it.
 # Usage: bash benches/int8.sh [ROUNDS] [WxH]   (default 3 rounds, 320x180)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,15 +18,19 @@ py=python3
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 ops_sets=("default|" "without qdq|depth-to-space,winograd" "tract's ops only|none")
+grep -qw amx_bf16 /proc/cpuinfo && ops_sets+=("bf16|")
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)" >&2
 for r in $(seq "$rounds"); do
   for t in 1 2; do
     for o in "${ops_sets[@]}"; do
       IFS='|' read -r name ops <<<"$o"
+      precision=f32
+      [ "$name" = bf16 ] && precision=bf16
       for m in student-edge student-edge-int8; do
+        [ "$name" = bf16 ] && [ "$m" = student-edge-int8 ] && continue
         if [ -n "$ops" ]; then export KDSR_EDGE_OPS=$ops; else unset KDSR_EDGE_OPS; fi
         "$bin" bench -m "models/edge/$m" --no-ide --size "$size" --threads "$t" \
-          --direct-spatial auto --iters 3 --json >"$out/$r-$t-${name// /_}-$m.json"
+          --direct-spatial auto --precision "$precision" --iters 3 --json >"$out/$r-$t-${name// /_}-$m.json"
       done
     done
   done
@@ -50,4 +55,10 @@ for ops in ["default", "without qdq", "tract's ops only"]:
     for t in (1, 2):
         f, q = best[(t, ops, "student-edge")], best[(t, ops, "student-edge-int8")]
         print(f"| {ops} | {t} | {f:.0f} | {q:.0f} | {q / f:.2f}× |")
+if any(k[1] == "bf16" for k in best):
+    print("\n| ops | threads | float32 | `--precision bf16` (AMX) | bf16 / float32 |")
+    print("|---|---|---|---|---|")
+    for t in (1, 2):
+        f, b = best[(t, "default", "student-edge")], best[(t, "bf16", "student-edge")]
+        print(f"| default | {t} | {f:.0f} | {b:.0f} | {b / f:.2f}× |")
 PY

@@ -2,8 +2,8 @@
 //! precision path of [`super::winograd::Winograd3x3`] (`kdsr-edge --precision bf16`).
 //!
 //! AMX multiplies 16×32 bf16 tiles into 16×16 float32 accumulators (`tdpbf16ps`, 8,192
-//! multiply-adds an instruction); on the Intel VM of these sessions a loop of them ran ~770 G
-//! MAC/s on one core, ~10× `matrixmultiply`'s float32 AVX-512 sgemm. At that rate the direct
+//! multiply-adds an instruction); on the Intel VM of these sessions a loop of them ran 860–1,120
+//! G MAC/s on one vCPU (`runtime/examples/amx-rate.rs`), ~10× float32 sgemm. At that rate the direct
 //! sum (9 multiply-adds per output and channel pair) is cheaper than Winograd's transforms, so
 //! this path does the direct sum, as an implicit GEMM with no im2col copy:
 //!
