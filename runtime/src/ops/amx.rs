@@ -102,11 +102,19 @@ impl Bf16Weights {
     }
 
     /// Blocks of 16 output channels.
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_os = "linux")),
+        allow(dead_code)
+    )]
     fn blocks(&self) -> usize {
         self.oc.div_ceil(BLOCK)
     }
 
     /// Steps of 32 input channels.
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_os = "linux")),
+        allow(dead_code)
+    )]
     fn steps(&self) -> usize {
         self.ic.div_ceil(K_STEP)
     }
@@ -124,6 +132,10 @@ pub fn available() -> bool {
 
 /// A thread's buffers for [`conv_rows`], kept across calls.
 #[derive(Default)]
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_os = "linux")),
+    allow(dead_code)
+)]
 pub struct Scratch {
     input: Vec<u32>,
     acc: Vec<f32>,
@@ -458,6 +470,7 @@ mod imp {
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+#[allow(unsafe_code)] // `unsafe fn` only to match the x86-64 signature; nothing unsafe in it
 mod imp {
     use super::*;
 
@@ -483,6 +496,7 @@ mod imp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::winograd::tests::values;
 
     /// The convolution of bf16-rounded `x` and weights, summed in float64.
     fn reference(wts: &[f32], x: &[f32], oc: usize, ic: usize, h: usize, w: usize) -> Vec<f64> {
@@ -509,21 +523,6 @@ mod tests {
             }
         }
         y
-    }
-
-    /// Random-ish values in −1..1.
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
     }
 
     #[test]
