@@ -20,3 +20,6 @@ for arm_t in aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf; do
   grep -qx "$arm_t" <<<"$arm_installed" || rustup target add "$arm_t"
 done
 unset arm_missing arm_sudo arm_installed arm_t
+# The qemu-aarch64 command of .cargo/config.toml's runner (a Cortex-A76, the Pi 5's core: why, in
+# scripts/test-arm.sh), for the scripts that run ARM binaries themselves.
+qemu_aarch64="qemu-aarch64 -cpu cortex-a76"

@@ -93,7 +93,7 @@ package() {
     "$root/out.png" || fail "$deb: the upscaled image is not 96x120"
   echo "== $target: $deb ($(du -k "$deb" | cut -f1) KiB) checked in $((SECONDS - start)) s"
 }
-aarch64=(aarch64-unknown-linux-gnu arm64 aarch64-linux-gnu "qemu-aarch64 -cpu cortex-a76")
+aarch64=(aarch64-unknown-linux-gnu arm64 aarch64-linux-gnu "$qemu_aarch64")
 armv7=(armv7-unknown-linux-gnueabihf armhf arm-linux-gnueabihf qemu-arm)
 case "$which_arch" in
   aarch64) package "${aarch64[@]}" ;;

@@ -27,10 +27,10 @@ run() {
 }
 # Under qemu every test is slow (50-75x its native time: cli 5.5 s -> 318 s, tiling 3.5 s ->
 # 253 s, upscaler 2.2 s -> 121 s, aarch64 test builds, stop 19's logs). On aarch64, qemu emulates
-# a Cortex-A76 (the runners below and in .cargo/config.toml): under qemu 7.2's default CPU, `max`,
-# whose SVE makes every NEON instruction far slower to emulate, CI's aarch64 selection ran 877 s
-# (ops 355 s, upscaler 522 s on an Intel Xeon host, 2026-12-05) against 84 s (30 s + 50 s,
-# 2026-12-06) with the A76. So CI runs on each architecture what that architecture can break,
+# a Cortex-A76 (`qemu_aarch64`, scripts/arm-toolchain.sh, and .cargo/config.toml's runner): under
+# qemu 7.2's default CPU, `max`, whose SVE makes NEON code far slower to emulate, CI's aarch64
+# selection ran 891 s (ops 355 s, upscaler 522 s on an Intel Xeon host, 2026-12-05) against 99 s
+# (ops 30 s, upscaler 50 s, 2026-12-06) with the A76. So CI runs on each architecture what that architecture can break,
 # and `--full` runs everything:
 # - aarch64: the library and the parity of the ops and graphs (upscaler, ops, models): NEON
 #   kernels (tract-linalg's, matrixmultiply's) and the vectorized Winograd transforms;
@@ -44,7 +44,7 @@ if [[ "${2:-}" == "--full" ]]; then
   aarch64_tests=()
   armv7_tests=()
 fi
-aarch64=(aarch64-unknown-linux-gnu "qemu-aarch64 -cpu cortex-a76 -L /usr/aarch64-linux-gnu")
+aarch64=(aarch64-unknown-linux-gnu "$qemu_aarch64 -L /usr/aarch64-linux-gnu")
 armv7=(armv7-unknown-linux-gnueabihf "qemu-arm -L /usr/arm-linux-gnueabihf")
 case "$which_arch" in
   aarch64) run "${aarch64[@]}" "${aarch64_tests[@]}" ;;

@@ -122,8 +122,8 @@ pub fn edge(args: &[&str]) -> Output {
 }
 
 /// The command that runs the `kdsr-edge` binary: directly, or through `KDSR_TEST_RUNNER`
-/// (e.g. `qemu-aarch64 -cpu cortex-a76 -L /usr/aarch64-linux-gnu`, set by `scripts/test-arm.sh`: under qemu-user
-/// a test cannot exec a foreign binary unless binfmt_misc is registered).
+/// (e.g. `qemu-aarch64 -cpu cortex-a76 -L /usr/aarch64-linux-gnu`, set by `scripts/test-arm.sh`:
+/// under qemu-user a test cannot exec a foreign binary unless binfmt_misc is registered).
 pub fn edge_command() -> Command {
     command_for(Path::new(env!("CARGO_BIN_EXE_kdsr-edge")))
 }

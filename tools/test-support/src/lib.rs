@@ -52,8 +52,8 @@ pub fn check(what: &str, got: &[f32], want: &[f32], tol: f64) {
 }
 
 /// The command that runs the binary `bin`: directly, or through `KDSR_TEST_RUNNER` (e.g.
-/// `qemu-aarch64 -cpu cortex-a76 -L /usr/aarch64-linux-gnu`, set by `scripts/test-arm.sh`: under qemu-user a
-/// test cannot exec a foreign binary unless binfmt_misc is registered).
+/// `qemu-aarch64 -cpu cortex-a76 -L /usr/aarch64-linux-gnu`, set by `scripts/test-arm.sh`: under
+/// qemu-user a test cannot exec a foreign binary unless binfmt_misc is registered).
 pub fn command_for(bin: &Path) -> Command {
     match std::env::var("KDSR_TEST_RUNNER") {
         Ok(r) if !r.trim().is_empty() => {
