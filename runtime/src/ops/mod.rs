@@ -13,9 +13,9 @@
 //!   `DequantizeLinear` chains as one float32 pass ([`qdq::QuantTable`]), instead of two or three.
 //!
 //! `KDSR_EDGE_OPS` ([`OPS_VAR`]) picks which are substituted: a comma-separated list of
-//! `depth-to-space`, `winograd` (F(6,3) or F(4,3) by the input's size; `winograd-f43` or
-//! `winograd-f63` fix the tile) and `qdq`, or `none` for tract's own ops only (A/B
-//! measurements); unset, the [`DEFAULT_OPS`].
+//! `depth-to-space`, `winograd` (F(6,3) or F(4,3) by the input's size and the CPU;
+//! `winograd-f43` or `winograd-f63` fix the tile) and `qdq`, or `none` for tract's own ops only
+//! (A/B measurements); unset, the [`DEFAULT_OPS`].
 
 pub mod amx;
 pub mod depth_to_space;

@@ -1,8 +1,9 @@
 //! Dense 3×3 convolutions (stride 1, dilation 1, one group, padding 1 on every side, float32,
 //! NCHW) by Winograd F(m,3) ([`Tile`]): F(6,3) does 5.06× fewer multiplications than the
-//! direct product, F(4,3) 4×. By default each call picks by the input's size ([`TileChoice`]):
-//! F(6,3), unless the input is too small to give every thread chunks of 6×6 tiles big enough for
-//! efficient products.
+//! direct product, F(4,3) 4×. By default each call picks by the input's size and the CPU
+//! ([`TileChoice`]): F(6,3), unless the input is too small to give every thread chunks of 6×6
+//! tiles big enough for efficient products, or the CPU has AVX-512, where F(4,3) measured faster
+//! at every size (`f63_pays`).
 //!
 //! Per m×m output tile and input channel, the (m+2)×(m+2) input patch `d` becomes `V = Bᵀ d B`;
 //! the weights `g` of each (output, input) channel pair become `U = G g Gᵀ` once, when the op is
@@ -104,10 +105,41 @@ pub enum Tile {
 pub enum TileChoice {
     /// Always this one.
     Fixed(Tile),
-    /// Per call, by the input's size: F(6,3) when it has at least [`F63_MIN_TILES`] 6×6 tiles
-    /// per thread, else F(4,3).
+    /// Per call, by the input's size and the CPU: F(6,3) when it has at least
+    /// [`F63_MIN_TILES`] 6×6 tiles per thread and the CPU is one where F(6,3) pays
+    /// (`f63_pays`: not with AVX-512), else F(4,3).
     #[default]
     BySize,
+}
+
+/// [`TileChoice::BySize`]'s rule for `tiles` 6×6 tiles on `threads` threads: F(6,3) from
+/// [`F63_MIN_TILES`] tiles per thread where it pays on this CPU ([`f63_pays`]), else F(4,3).
+fn tile_by_size(tiles: usize, threads: usize, f63_pays: bool) -> Tile {
+    if f63_pays && tiles >= F63_MIN_TILES * threads.max(1) {
+        Tile::F63
+    } else {
+        Tile::F43
+    }
+}
+
+/// Whether F(6,3)'s fewer products pay for its costlier transforms on this CPU: not where
+/// `matrixmultiply` runs its AVX-512 sgemm (measured; presumably its products are cheap enough
+/// there that F(4,3)'s cheaper transforms weigh more). On the 2-vCPU Intel Xeon VM (AVX-512, 2026-12-06; `kdsr-edge bench
+/// --direct-spatial auto --iters 9`, `KDSR_EDGE_OPS=depth-to-space,winograd-f43,qdq` against
+/// `…-f63…`, rounds interleaved, minimum per round) F(4,3) was faster in every round: split SR
+/// 320×180 one thread 228–272 against 259–300 ms (6 rounds), folded 320×180 one thread 217–226
+/// against 248–263 ms and two threads 117–140 against 135–154 ms (4 rounds each), split SR
+/// 640×360 one thread 937–1009 against 1083–1152 ms (3 rounds). On AVX2 (Zen 3) and NEON the
+/// size rule below stands.
+fn f63_pays() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        !std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        true
+    }
 }
 
 /// [`TileChoice::BySize`]'s threshold. On a Zen 3 VM (`kdsr-edge bench`, split SR of
@@ -663,11 +695,7 @@ impl Winograd3x3 {
             TileChoice::BySize => {
                 let side = Tile::F63.side();
                 let tiles = n * h.div_ceil(side) * w.div_ceil(side);
-                if tiles >= F63_MIN_TILES * threads.max(1) {
-                    Tile::F63
-                } else {
-                    Tile::F43
-                }
+                tile_by_size(tiles, threads, f63_pays())
             }
         })
     }
@@ -1310,7 +1338,7 @@ impl Op for Winograd3x3 {
         let how = match self.choice() {
             _ if self.is_bf16() => "bf16 direct sum on AMX".to_string(),
             Some(TileChoice::Fixed(tile)) => tile.to_string(),
-            Some(TileChoice::BySize) => "F(6,3) or F(4,3) by size".to_string(),
+            Some(TileChoice::BySize) => "F(6,3) or F(4,3) by size and CPU".to_string(),
             None => "direct sum".to_string(),
         };
         Ok(vec![format!("{how}, {}→{} channels", self.ic, self.oc)])
@@ -1541,7 +1569,7 @@ pub(crate) mod tests {
     }
 
     /// [`TileChoice::BySize`] runs F(4,3) below [`F63_MIN_TILES`] 6×6 tiles per thread and
-    /// F(6,3) from there, and computes what the op built for that tile computes, bit for bit; an
+    /// F(6,3) from there (F(4,3) throughout with AVX-512), and computes what the op built for that tile computes, bit for bit; an
     /// op of few output channels computes the direct sum whatever the size.
     #[test]
     fn the_tile_is_chosen_by_size() {
@@ -1549,11 +1577,27 @@ pub(crate) mod tests {
         let (wts, b) = (values(oc * ic * 9, 8), values(oc, 9));
         let op = |choice| Winograd3x3::new(&wts, Some(&b), oc, ic, choice).expect("op");
         let by_size = op(TileChoice::BySize);
-        // 64×64: 11² = 121 tiles; 72×72: 12² = 144.
+        // The rule, on a CPU where F(6,3) pays and on one where it does not (AVX-512).
+        for (tiles, threads, f63) in [
+            (127, 1, Tile::F43),
+            (128, 1, Tile::F63),
+            (255, 2, Tile::F43),
+        ] {
+            assert_eq!(
+                tile_by_size(tiles, threads, true),
+                f63,
+                "{tiles} on {threads}"
+            );
+            assert_eq!(tile_by_size(tiles, threads, false), Tile::F43);
+        }
+        assert_eq!(tile_by_size(256, 2, true), Tile::F63);
+        assert_eq!(tile_by_size(121, 0, true), Tile::F43);
+        // This CPU. 64×64: 11² = 121 tiles; 72×72: 12² = 144.
+        let f63 = if f63_pays() { Tile::F63 } else { Tile::F43 };
         assert_eq!(by_size.tile_for(1, 64, 64, 1), Some(Tile::F43));
-        assert_eq!(by_size.tile_for(1, 72, 72, 1), Some(Tile::F63));
+        assert_eq!(by_size.tile_for(1, 72, 72, 1), Some(f63));
         assert_eq!(by_size.tile_for(1, 72, 72, 2), Some(Tile::F43));
-        assert_eq!(by_size.tile_for(2, 64, 64, 1), Some(Tile::F63));
+        assert_eq!(by_size.tile_for(2, 64, 64, 1), Some(f63));
         assert_eq!(by_size.tile_for(1, 64, 64, 0), Some(Tile::F43));
         let few = Winograd3x3::new(&wts[..3 * ic * 9], None, 3, ic, TileChoice::BySize);
         assert_eq!(few.expect("op").tile_for(1, 720, 1280, 1), None);
