@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 which_arch="${1:-all}"
+usage() { echo "usage: $0 [aarch64|armv7|all] [--full|--check]" >&2; exit 2; }
 
 # shellcheck source=scripts/arm-toolchain.sh
 source scripts/arm-toolchain.sh qemu
@@ -51,7 +52,7 @@ check() {
 }
 # CI (.ci/run) runs the aarch64 selection and only `--check` for armv7: building the runtime for a
 # third target and its tests under qemu took 1,057 s of CI's 3,634 s (2026-12-06, a 2-vCPU Intel
-# Xeon VM), ~500 s of CPU of it compiling tract-core again, against 99 s for the check, which still
+# Xeon VM), ~500 s of CPU of it compiling tract-core again, against 50 s for the check, which still
 # catches what does not compile on a 32-bit target (clippy's lints included). The armv7 selection
 # runs by hand: `bash scripts/test-arm.sh armv7`: 754 s here (build 393 s, test build 80 s, tests
 # 279 s; 2026-12-06, commit 3eaed25), so CI with it would be ~2,710 s.
@@ -64,7 +65,7 @@ case "${2:-}" in
     armv7_tests=()
     ;;
   --check) run() { check "$1"; } ;;
-  *) echo "usage: $0 [aarch64|armv7|all] [--full|--check]" >&2; exit 2 ;;
+  *) usage ;;
 esac
 aarch64=(aarch64-unknown-linux-gnu "$qemu_aarch64 -L /usr/aarch64-linux-gnu")
 armv7=(armv7-unknown-linux-gnueabihf "qemu-arm -L /usr/arm-linux-gnueabihf")
@@ -75,5 +76,5 @@ case "$which_arch" in
     run "${aarch64[@]}" "${aarch64_tests[@]}"
     run "${armv7[@]}" "${armv7_tests[@]}"
     ;;
-  *) echo "usage: $0 [aarch64|armv7|all] [--full|--check]" >&2; exit 2 ;;
+  *) usage ;;
 esac

@@ -124,13 +124,14 @@ fn tile_by_size(tiles: usize, threads: usize, f63_pays: bool) -> Tile {
 
 /// Whether F(6,3)'s fewer products pay for its costlier transforms on this CPU: not where
 /// `matrixmultiply` runs its AVX-512 sgemm (measured; presumably its products are cheap enough
-/// there that F(4,3)'s cheaper transforms weigh more). On the 2-vCPU Intel Xeon VM (AVX-512, 2026-12-06; `kdsr-edge bench
-/// --direct-spatial auto --iters 9`, `KDSR_EDGE_OPS=depth-to-space,winograd-f43,qdq` against
-/// `…-f63…`, rounds interleaved, minimum per round) F(4,3) was faster in every round: split SR
-/// 320×180 one thread 228–272 against 259–300 ms (6 rounds), folded 320×180 one thread 217–226
-/// against 248–263 ms and two threads 117–140 against 135–154 ms (4 rounds each), split SR
-/// 640×360 one thread 937–1009 against 1083–1152 ms (3 rounds). On AVX2 (Zen 3) and NEON the
-/// size rule below stands.
+/// there that F(4,3)'s cheaper transforms weigh more). On the 2-vCPU Intel Xeon VM (AVX-512,
+/// 2026-12-06; `kdsr-edge bench --direct-spatial auto --iters 9`, `--iters 5` at 640×360,
+/// `KDSR_EDGE_OPS=depth-to-space,winograd-f43,qdq` against `…-f63…`, rounds interleaved,
+/// minimum per round) F(4,3) was faster in every round: split SR 320×180 one thread 228–272
+/// against 259–300 ms (6 rounds), folded 320×180 one thread 217–226 against 248–263 ms and two
+/// threads 117–140 against 135–154 ms (4 rounds each), split SR 640×360 one thread 937–1009
+/// against 1083–1152 ms (3 rounds). Elsewhere the size rule measured on AVX2 (Zen 3) stands;
+/// on NEON it is not measured.
 fn f63_pays() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -1569,8 +1570,9 @@ pub(crate) mod tests {
     }
 
     /// [`TileChoice::BySize`] runs F(4,3) below [`F63_MIN_TILES`] 6×6 tiles per thread and
-    /// F(6,3) from there (F(4,3) throughout with AVX-512), and computes what the op built for that tile computes, bit for bit; an
-    /// op of few output channels computes the direct sum whatever the size.
+    /// F(6,3) from there (F(4,3) throughout with AVX-512), and computes what the op built for
+    /// that tile computes, bit for bit; an op of few output channels computes the direct sum
+    /// whatever the size.
     #[test]
     fn the_tile_is_chosen_by_size() {
         let (ic, oc) = (8, 8);
