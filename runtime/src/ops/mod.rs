@@ -20,6 +20,7 @@
 pub mod amx;
 pub mod depth_to_space;
 pub mod qdq;
+mod tiles;
 pub mod winograd;
 
 use winograd::{Tile, TileChoice};

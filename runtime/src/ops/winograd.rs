@@ -33,7 +33,10 @@
 //! spent more in loop overhead than in arithmetic, and the whole-chunk passes made the 64→64
 //! convolution at 64×64 ~1/3 faster); on x86-64 the
 //! chunk is also compiled for AVX2+FMA and for AVX-512 and the widest the CPU has runs (the
-//! binary's baseline is SSE2). tract-linalg's own packed kernels (AVX-512 16×12 and the rest)
+//! binary's baseline is SSE2). Each loop takes its rows as parameters of a function of its own
+//! (`lanes!`), which is what lets the compiler vectorize it in every transform. F(4,3)'s
+//! gathers of tile columns, which the compiler left scalar, are vector shuffles
+//! (`super::tiles`). tract-linalg's own packed kernels (AVX-512 16×12 and the rest)
 //! were tried for the products and were slower at these shapes (M = OC, K = IC = 32, N ≈ 64
 //! tiles; 118 vs 84 ms for the upsampler's 32→128 convolution at 360×640, one thread, timed with
 //! a scratch version not kept in the repo), as they spend more per kernel tile than
@@ -196,34 +199,103 @@ trait Algorithm<const T: usize, const P: usize> {
     /// `G g` for one column `g` of a 3×3 kernel.
     fn g_col(g: [f32; 3]) -> [f32; P];
     /// `out[k][x] = (Bᵀ [d₀[x] … d_P₋₁[x]])[k]` for `x < n`: `Bᵀ ·` on every lane.
-    fn bt_lanes(d: [&[f32]; P], out: [&mut [f32]; P], n: usize);
+    fn bt_lanes(d: [&[f32]; P], out: RowsMut, n: usize);
     /// `out[k][x] = (Aᵀ [m₀[x] … m_P₋₁[x]])[k]` for `x < n`: `Aᵀ ·` on every lane.
-    fn at_lanes(m: [&[f32]; P], out: [&mut [f32]; T], n: usize);
+    fn at_lanes(m: [&[f32]; P], out: RowsMut, n: usize);
     /// `out[c][t] = row[T·t + c]` for every whole tile `t` of `row` that the rows `out` have
     /// room for: a row of tiles split into one row per column of the tile.
-    fn split_tiles(row: &[f32], out: [&mut [f32]; T]);
+    fn split_tiles(row: &[f32], out: RowsMut);
     /// `line[T·t + c] = f[c][t] + bias` for every whole tile `t` of `line`: the inverse of
     /// [`Self::split_tiles`], plus the bias.
     fn join_tiles(line: &mut [f32], f: [&[f32]; T], bias: f32);
 }
 
-/// The body of a lane-wise transform: `out[k][x] = col([inp₀[x], inp₁[x], …])[k]` for `x < n`,
-/// each input and output row bound to a name of its own, sliced to `n`, so that the loop has no
-/// bounds checks and vectorizes.
+/// Rows of `n` values of `buf`, the first at its start and each `stride` after the last
+/// (`n ≤ stride`): where a transform writes, each row bound to a name of its own by
+/// [`rows_mut!`].
+///
+/// The transforms take their rows this way and their input rows from [`row_array`], not as
+/// arrays built by `std::array::from_fn`: the op's chunk functions are large, the compiler did
+/// not inline `from_fn`'s machinery (`try_from_fn`) into them, and those calls, a few per row,
+/// took ~4 % of the split SR graph's time (`perf`, Intel Xeon, 2026-12-06).
+struct RowsMut<'a> {
+    buf: &'a mut [f32],
+    stride: usize,
+    n: usize,
+}
+
+impl<'a> RowsMut<'a> {
+    /// Rows `stride` apart.
+    #[inline(always)]
+    fn strided(buf: &'a mut [f32], stride: usize, n: usize) -> Self {
+        RowsMut { buf, stride, n }
+    }
+
+    /// Rows one after the other.
+    #[inline(always)]
+    fn packed(buf: &'a mut [f32], n: usize) -> Self {
+        RowsMut { buf, stride: n, n }
+    }
+
+    /// The first row, and the rows after it.
+    #[inline(always)]
+    fn next(self) -> (&'a mut [f32], Self) {
+        let RowsMut { buf, stride, n } = self;
+        let (row, rest) = buf.split_at_mut(stride.min(buf.len()));
+        (
+            &mut row[..n],
+            RowsMut {
+                buf: rest,
+                stride,
+                n,
+            },
+        )
+    }
+}
+
+/// Binds the first rows of a [`RowsMut`] to the names given, one `let` each.
+macro_rules! rows_mut {
+    ($rows:expr => [$($o:ident),+]) => {
+        let rest: RowsMut = $rows;
+        $(let ($o, rest) = rest.next();)+
+        let _ = rest;
+    };
+}
+
+/// A lane-wise transform: `out[k][x] = col([inp₀[x], inp₁[x], …])[k]` for `x < n`.
+///
+/// The loop is a function of its own with each row a parameter, so that the compiler knows the
+/// output rows alias neither each other nor the inputs (`&mut` parameters; the knowledge stays
+/// when it inlines the function) and that each is `n` long: it vectorizes with no bounds checks
+/// and no overlap tests. Rows taken from arrays or split off one buffer inside the chunk's
+/// function left some transforms scalar (F(4,3)'s input transform, ~18 % of a 32→32
+/// convolution's time on an Intel Xeon, 2026-12-06), which ones depending on code elsewhere.
 macro_rules! lanes {
     ($col:path, $inp:expr => [$($i:ident),+], $out:expr => [$($o:ident),+], $n:expr) => {{
-        let n = $n;
-        let [$($i),+] = $inp.map(|s| &s[..n]);
-        let [$($o),+] = $out.map(|s| &mut s[..n]);
-        for x in 0..n {
-            let r = $col([$($i[x]),+]);
-            let mut k = 0;
-            $(
-                $o[x] = r[k];
-                k += 1;
-            )+
-            debug_assert_eq!(k, r.len());
+        const I: usize = [$(stringify!($i)),+].len();
+        #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
+        fn lanes<const O: usize>(
+            col: impl Fn([f32; I]) -> [f32; O],
+            $($i: &[f32],)+
+            $($o: &mut [f32],)+
+            n: usize,
+        ) {
+            $(let $i = &$i[..n];)+
+            $(let $o = &mut $o[..n];)+
+            for x in 0..n {
+                let r = col([$($i[x]),+]);
+                let mut k = 0;
+                $(
+                    $o[x] = r[k];
+                    k += 1;
+                )+
+                debug_assert_eq!(k, O);
+            }
         }
+        let [$($i),+] = $inp;
+        rows_mut!($out => [$($o),+]);
+        lanes($col, $($i,)+ $($o,)+ $n);
     }};
 }
 
@@ -270,29 +342,25 @@ impl Algorithm<4, 6> for F43 {
     }
 
     #[inline(always)]
-    fn bt_lanes(d: [&[f32]; 6], out: [&mut [f32]; 6], n: usize) {
+    fn bt_lanes(d: [&[f32]; 6], out: RowsMut, n: usize) {
         lanes!(Self::bt_col, d => [d0, d1, d2, d3, d4, d5], out => [o0, o1, o2, o3, o4, o5], n);
     }
 
     #[inline(always)]
-    fn at_lanes(m: [&[f32]; 6], out: [&mut [f32]; 4], n: usize) {
+    fn at_lanes(m: [&[f32]; 6], out: RowsMut, n: usize) {
         lanes!(Self::at_col, m => [m0, m1, m2, m3, m4, m5], out => [o0, o1, o2, o3], n);
     }
 
-    // Zipped, without indices: no bounds checks (with indexed rows F(4,3)'s 32→128
-    // convolution was ~3 % slower).
+    // Vector shuffles where the CPU has them (the plain loop stayed scalar): `tiles`.
     #[inline(always)]
-    fn split_tiles(row: &[f32], [e0, e1, e2, e3]: [&mut [f32]; 4]) {
-        for ((((q, a), b), c), d) in row.chunks_exact(4).zip(e0).zip(e1).zip(e2).zip(e3) {
-            [*a, *b, *c, *d] = [q[0], q[1], q[2], q[3]];
-        }
+    fn split_tiles(row: &[f32], out: RowsMut) {
+        rows_mut!(out => [e0, e1, e2, e3]);
+        super::tiles::split4(row, e0, e1, e2, e3);
     }
 
     #[inline(always)]
     fn join_tiles(line: &mut [f32], [f0, f1, f2, f3]: [&[f32]; 4], bias: f32) {
-        for ((((q, a), b), c), d) in line.chunks_exact_mut(4).zip(f0).zip(f1).zip(f2).zip(f3) {
-            q.copy_from_slice(&[*a + bias, *b + bias, *c + bias, *d + bias]);
-        }
+        super::tiles::join4(line, f0, f1, f2, f3, bias);
     }
 }
 
@@ -353,7 +421,7 @@ impl Algorithm<6, 8> for F63 {
     }
 
     #[inline(always)]
-    fn bt_lanes(d: [&[f32]; 8], out: [&mut [f32]; 8], n: usize) {
+    fn bt_lanes(d: [&[f32]; 8], out: RowsMut, n: usize) {
         lanes!(
             Self::bt_col,
             d => [d0, d1, d2, d3, d4, d5, d6, d7],
@@ -363,7 +431,7 @@ impl Algorithm<6, 8> for F63 {
     }
 
     #[inline(always)]
-    fn at_lanes(m: [&[f32]; 8], out: [&mut [f32]; 6], n: usize) {
+    fn at_lanes(m: [&[f32]; 8], out: RowsMut, n: usize) {
         lanes!(
             Self::at_col,
             m => [m0, m1, m2, m3, m4, m5, m6, m7],
@@ -373,18 +441,32 @@ impl Algorithm<6, 8> for F63 {
     }
 
     #[inline(always)]
-    fn split_tiles(row: &[f32], [e0, e1, e2, e3, e4, e5]: [&mut [f32]; 6]) {
-        let tiles = row
-            .chunks_exact(6)
-            .zip(e0)
-            .zip(e1)
-            .zip(e2)
-            .zip(e3)
-            .zip(e4)
-            .zip(e5);
-        for ((((((q, a), b), c), d), e), f) in tiles {
-            [*a, *b, *c, *d, *e, *f] = [q[0], q[1], q[2], q[3], q[4], q[5]];
+    fn split_tiles(row: &[f32], out: RowsMut) {
+        #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
+        fn split(
+            row: &[f32],
+            e0: &mut [f32],
+            e1: &mut [f32],
+            e2: &mut [f32],
+            e3: &mut [f32],
+            e4: &mut [f32],
+            e5: &mut [f32],
+        ) {
+            let tiles = row
+                .chunks_exact(6)
+                .zip(e0)
+                .zip(e1)
+                .zip(e2)
+                .zip(e3)
+                .zip(e4)
+                .zip(e5);
+            for ((((((q, a), b), c), d), e), f) in tiles {
+                [*a, *b, *c, *d, *e, *f] = [q[0], q[1], q[2], q[3], q[4], q[5]];
+            }
         }
+        rows_mut!(out => [e0, e1, e2, e3, e4, e5]);
+        split(row, e0, e1, e2, e3, e4, e5);
     }
 
     #[inline(always)]
@@ -534,20 +616,22 @@ impl Epilogue {
 /// The first `N` rows of `n` values of `buf`, each mutable on its own.
 #[inline(always)]
 fn split_rows_mut<const N: usize>(buf: &mut [f32], n: usize) -> [&mut [f32]; N] {
-    strided_rows_mut(&mut buf[..N * n], n, n)
+    let mut rest = &mut buf[..N * n];
+    std::array::from_fn(|_| {
+        let (row, tail) = std::mem::take(&mut rest).split_at_mut(n);
+        rest = tail;
+        row
+    })
 }
 
-/// `N` rows of `n` values of `buf`, the first at its start and each `stride` after the last,
-/// each mutable on its own (`n ≤ stride`).
+/// `[row(0), row(1), …, row(N - 1)]`, filled by a plain loop (see [`RowsMut`]).
 #[inline(always)]
-fn strided_rows_mut<const N: usize>(buf: &mut [f32], stride: usize, n: usize) -> [&mut [f32]; N] {
-    let mut rest = buf;
-    std::array::from_fn(|_| {
-        let all = std::mem::take(&mut rest);
-        let (row, tail) = all.split_at_mut(stride.min(all.len()));
-        rest = tail;
-        &mut row[..n]
-    })
+fn row_array<'a, const N: usize>(row: impl Fn(usize) -> &'a [f32]) -> [&'a [f32]; N] {
+    let mut out: [&[f32]; N] = [&[]; N];
+    for (j, o) in out.iter_mut().enumerate() {
+        *o = row(j);
+    }
+    out
 }
 
 /// The widest vector instructions [`Winograd3x3::chunk`] (and [`QuantTable`]'s pass) has a
@@ -1112,12 +1196,12 @@ impl Winograd3x3 {
             let o = self.epilogue.channel(p, k, oc);
             let mrow = |i: usize| &m[(i * oc + o) * tiles..][..tiles];
             for l in 0..P {
-                let col = std::array::from_fn(|i| mrow(i * P + l));
-                A::at_lanes(col, split_rows_mut(&mut s[l * T * tiles..], tiles), tiles);
+                let col = row_array(|i| mrow(i * P + l));
+                A::at_lanes(col, RowsMut::packed(&mut s[l * T * tiles..], tiles), tiles);
             }
             for r in 0..T {
-                let row = std::array::from_fn(|l| &s[(l * T + r) * tiles..][..tiles]);
-                A::at_lanes(row, split_rows_mut(&mut f[r * T * tiles..], tiles), tiles);
+                let row = row_array(|l| &s[(l * T + r) * tiles..][..tiles]);
+                A::at_lanes(row, RowsMut::packed(&mut f[r * T * tiles..], tiles), tiles);
             }
             // Without depth-to-space the values go straight to the output rows.
             let out = if b == 1 {
@@ -1128,7 +1212,7 @@ impl Winograd3x3 {
             for y in 0..nh {
                 let (ty, r) = (ty0 + y / T, y % T);
                 let t0 = (ty - ty0) * tw;
-                let fr: [&[f32]; T] = std::array::from_fn(|c| &f[(r * T + c) * tiles + t0..][..tw]);
+                let fr: [&[f32]; T] = row_array(|c| &f[(r * T + c) * tiles + t0..][..tw]);
                 self.finish_line::<T, P, A>(
                     o,
                     fr,
@@ -1297,16 +1381,16 @@ fn input_tiles<const T: usize, const P: usize, A: Algorithm<T, P>>(
         row[w + 1..].fill(0.0);
     }
     for ty in ty0..ty1 {
-        let d = std::array::from_fn(|j| {
+        let d = row_array(|j| {
             let y = (T * ty + j).wrapping_sub(1);
             if y < h { &plane[y * w..][..w] } else { &*zeros }
         });
-        A::bt_lanes(d, strided_rows_mut(&mut tb[1..], wp, w), w);
+        A::bt_lanes(d, RowsMut::strided(&mut tb[1..], wp, w), w);
         let t0 = (ty - ty0) * tw;
         for i in 0..P {
             let row = &tb[i * wp..][..wp];
             let cols_i = &mut cols[i * P * pl + t0..];
-            A::split_tiles(row, strided_rows_mut(cols_i, pl, tw + 1));
+            A::split_tiles(row, RowsMut::strided(cols_i, pl, tw + 1));
             // Columns T and T + 1 of tile tx are columns 0 and 1 of tile tx + 1: one tile row
             // reads them shifted by a lane below; several need a copy, as the phases' value at
             // lane t0 + tw belongs to the next tile row, which overwrites it.
@@ -1320,11 +1404,11 @@ fn input_tiles<const T: usize, const P: usize, A: Algorithm<T, P>>(
         let first = (i * P * ic + c) * tiles;
         let cols_i = &cols[i * P * pl..];
         A::bt_lanes(
-            std::array::from_fn(|q| match q {
+            row_array(|q| match q {
                 _ if q >= T && one_row => &cols_i[(q - T) * pl + 1..][..tiles],
                 _ => &cols_i[q * pl..][..tiles],
             }),
-            strided_rows_mut(&mut v[first..], ic * tiles, tiles),
+            RowsMut::strided(&mut v[first..], ic * tiles, tiles),
             tiles,
         );
     }
