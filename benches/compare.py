@@ -2,8 +2,11 @@
 
 One interleaved run: for every round, for every case (graph form × LR size × threads), every
 engine times a block of calls, the engines' order rotating from round to round; an engine's time
-for a case is the median of all its calls. Engines run in their own processes so their thread
-pools never share one; a pause after each block lets spinning pools go idle.
+for a case is the median of all its calls. A second table pairs each engine with onnxruntime by
+round (the ratio of their block medians in the same round, its median over rounds and range),
+which a VM whose speed drifts within minutes leaves less noisy. Engines run in their own
+processes so their thread pools never share one; a pause after each block lets spinning pools
+go idle.
 
 Engines:
   kdsr-edge      the ``kdsr-edge`` binary users run: ``kdsr-edge bench --json`` per block (it
@@ -489,6 +492,8 @@ def main() -> int:
                 diffs[(c["key"], name)] = float(np.abs(o - b).max()) if o.shape == b.shape else float("inf")
 
     times = {k: [] for k in available}
+    # Each round's block median per engine and case, for the paired ratios.
+    per_round = {k: {} for k in available}
     loads = []
     names = list(engines)
     for r in range(a.rounds):
@@ -505,6 +510,7 @@ def main() -> int:
                     print("  " + notes[-1], file=sys.stderr)
                 else:
                     times[(c["key"], name)].extend(res["times_ms"])
+                    per_round[(c["key"], name)][r] = statistics.median(res["times_ms"])
                 time.sleep(PAUSE_S)
     load_after = loadavg()
     for e in engines.values():
@@ -540,8 +546,27 @@ def main() -> int:
             v = med.get((c["key"], n))
             cells.append(fmt_ms(v, ref) if n != "onnxruntime" else fmt_ms(v, None))
         lines.append(f"| {c['label']} | {c['w']}×{c['h']} | {c['threads']} | " + " | ".join(cells) + " |")
-    lines += ["", "Outputs against onnxruntime's (max |Δ| over the SR image):", ""]
+    # The VM's speed can swing within minutes (another tenant's load; up to 2× between
+    # processes on 2026-12-06): each round's ratio pairs calls made seconds apart.
+    lines += [
+        "",
+        "Paired by round: the median over rounds of each round's ratio to onnxruntime (the engine's "
+        "block median over onnxruntime's in the same round, run seconds apart), in brackets the "
+        "lowest and highest round:",
+        "",
+    ]
     others = [n for n in names if n != "onnxruntime"]
+    lines.append("| graph | LR | threads | " + " | ".join(label.get(n, n) for n in others) + " |")
+    lines.append("|" + "---|" * (3 + len(others)))
+    for c in cases:
+        base = per_round.get((c["key"], "onnxruntime"), {})
+        cells = []
+        for n in others:
+            mine = per_round.get((c["key"], n), {})
+            rs = [mine[r] / base[r] for r in sorted(mine) if r in base and base[r] > 0]
+            cells.append(f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f})" if rs else "–")
+        lines.append(f"| {c['label']} | {c['w']}×{c['h']} | {c['threads']} | " + " | ".join(cells) + " |")
+    lines += ["", "Outputs against onnxruntime's (max |Δ| over the SR image):", ""]
     lines.append("| graph | LR | threads | " + " | ".join(label.get(n, n) for n in others) + " |")
     lines.append("|" + "---|" * (3 + len(others)))
     for c in cases:
