@@ -6,9 +6,9 @@
 //! convolution at 320×180) the split took ~20 % and the join ~15 % of the op's own code, about
 //! a fifth of the convolution's time. Here, on x86-64 CPUs with AVX2 (the op's AVX2 and
 //! AVX-512 levels), each 8 tiles take 8 half-vector loads, 4 unpacks and 4 shuffles (a 4×4
-//! transpose within each 128-bit half) and 4 stores, the join the same backwards; on aarch64
-//! NEON's `ld4` / `st4` do it, one instruction per 4 tiles. Elsewhere (SSE2 only, armv7) the
-//! plain loops run. The values are copied (plus the bias, one addition each) as the plain loops
+//! transpose within each 128-bit half) and 4 stores, the join the same backwards plus 4
+//! permutes across the halves; on aarch64 NEON's `ld4` / `st4` do it, one instruction per 4
+//! tiles. Elsewhere (SSE2 only, armv7) the plain loops run. The values are copied (plus the bias, one addition each) as the plain loops
 //! copy them, so every path gives the same bits.
 //!
 //! Measured with the `winograd-op` example (32→32 at 320×180, F(4,3), minimum of 8 calls, 5

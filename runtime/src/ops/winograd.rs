@@ -268,8 +268,9 @@ macro_rules! rows_mut {
 /// output rows alias neither each other nor the inputs (`&mut` parameters; the knowledge stays
 /// when it inlines the function) and that each is `n` long: it vectorizes with no bounds checks
 /// and no overlap tests. Rows taken from arrays or split off one buffer inside the chunk's
-/// function left some transforms scalar (F(4,3)'s input transform, ~18 % of a 32→32
-/// convolution's time on an Intel Xeon, 2026-12-06), which ones depending on code elsewhere.
+/// function left some transforms scalar (F(4,3)'s input transform: ~18 % of the op's own code
+/// in a 32→32 convolution, `perf` on an Intel Xeon, 2026-12-06), which ones depending on code
+/// elsewhere.
 macro_rules! lanes {
     ($col:path, $inp:expr => [$($i:ident),+], $out:expr => [$($o:ident),+], $n:expr) => {{
         const I: usize = [$(stringify!($i)),+].len();
