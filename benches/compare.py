@@ -535,17 +535,36 @@ def main() -> int:
         f"after {load_after}, per round {'; '.join(loads)}. {a.rounds} rounds × {a.block} calls per "
         f"engine and case, engines round-robin; median ms, in brackets the ratio to onnxruntime. "
         f"Versions: {spec.get('versions', '')}.",
-        "",
-        "| graph | LR | threads | " + " | ".join(label.get(n, n) for n in names) + " |",
-        "|" + "---|" * (3 + len(names)),
     ]
-    for c in cases:
-        ref = med.get((c["key"], "onnxruntime"))
-        cells = []
-        for n in names:
-            v = med.get((c["key"], n))
-            cells.append(fmt_ms(v, ref) if n != "onnxruntime" else fmt_ms(v, None))
-        lines.append(f"| {c['label']} | {c['w']}×{c['h']} | {c['threads']} | " + " | ".join(cells) + " |")
+
+    def table(engines_shown, cell):
+        """A markdown table, a row per case, a column per engine: `cell(case, engine)`."""
+        rows = [
+            "",
+            "| graph | LR | threads | " + " | ".join(label.get(n, n) for n in engines_shown) + " |",
+            "|" + "---|" * (3 + len(engines_shown)),
+        ]
+        for c in cases:
+            cells = [cell(c, n) for n in engines_shown]
+            rows.append(f"| {c['label']} | {c['w']}×{c['h']} | {c['threads']} | " + " | ".join(cells) + " |")
+        return rows
+
+    def median_cell(c, n):
+        ref = med.get((c["key"], "onnxruntime")) if n != "onnxruntime" else None
+        return fmt_ms(med.get((c["key"], n)), ref)
+
+    def paired_cell(c, n):
+        base = per_round.get((c["key"], "onnxruntime"), {})
+        mine = per_round.get((c["key"], n), {})
+        rs = [mine[r] / base[r] for r in sorted(mine) if r in base and base[r] > 0]
+        return f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f})" if rs else "–"
+
+    def diff_cell(c, n):
+        d = diffs.get((c["key"], n))
+        return "–" if d is None else f"{d:.1e}"
+
+    others = [n for n in names if n != "onnxruntime"]
+    lines += table(names, median_cell)
     # The VM's speed can swing within minutes (another tenant's load; up to 2× between
     # processes on 2026-12-06): each round's ratio pairs calls made seconds apart.
     lines += [
@@ -553,28 +572,10 @@ def main() -> int:
         "Paired by round: the median over rounds of each round's ratio to onnxruntime (the engine's "
         "block median over onnxruntime's in the same round, run seconds apart), in brackets the "
         "lowest and highest round:",
-        "",
     ]
-    others = [n for n in names if n != "onnxruntime"]
-    lines.append("| graph | LR | threads | " + " | ".join(label.get(n, n) for n in others) + " |")
-    lines.append("|" + "---|" * (3 + len(others)))
-    for c in cases:
-        base = per_round.get((c["key"], "onnxruntime"), {})
-        cells = []
-        for n in others:
-            mine = per_round.get((c["key"], n), {})
-            rs = [mine[r] / base[r] for r in sorted(mine) if r in base and base[r] > 0]
-            cells.append(f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f})" if rs else "–")
-        lines.append(f"| {c['label']} | {c['w']}×{c['h']} | {c['threads']} | " + " | ".join(cells) + " |")
-    lines += ["", "Outputs against onnxruntime's (max |Δ| over the SR image):", ""]
-    lines.append("| graph | LR | threads | " + " | ".join(label.get(n, n) for n in others) + " |")
-    lines.append("|" + "---|" * (3 + len(others)))
-    for c in cases:
-        cells = []
-        for n in others:
-            d = diffs.get((c["key"], n))
-            cells.append("–" if d is None else f"{d:.1e}")
-        lines.append(f"| {c['label']} | {c['w']}×{c['h']} | {c['threads']} | " + " | ".join(cells) + " |")
+    lines += table(others, paired_cell)
+    lines += ["", "Outputs against onnxruntime's (max |Δ| over the SR image):"]
+    lines += table(others, diff_cell)
     if notes:
         lines += ["", "Not measured / failures:", ""] + [f"- {n}" for n in notes]
     text = "\n".join(lines) + "\n"

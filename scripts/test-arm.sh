@@ -55,7 +55,8 @@ check() {
 # Xeon VM), ~500 s of CPU of it compiling tract-core again, against 50 s for the check, which still
 # catches what does not compile on a 32-bit target (clippy's lints included). The armv7 selection
 # runs by hand: `bash scripts/test-arm.sh armv7`: 754 s here (build 393 s, test build 80 s, tests
-# 279 s; 2026-12-06, commit 3eaed25), so CI with it would be ~2,710 s.
+# 279 s; 2026-12-06, commit 3eaed25; 918 s at f6180fc the same day, on a slower spell of that
+# VM), so CI with it would be ~2,710 s.
 aarch64_tests=(--lib --test upscaler --test ops --test models)
 armv7_tests=(--lib --test upscaler --test ops --test models --test tiling --test fuzz --test bad_inputs --test stream)
 case "${2:-}" in
