@@ -1,7 +1,9 @@
 //! Times kdsr-edge's 3×3 convolution op (`runtime/src/ops/winograd.rs`) alone on one shape:
 //! random weights and input, the op built as the rewrite pass builds it (Winograd F(6,3) or, with
 //! `--tile f43`, F(4,3); the direct sum for at most 4 output channels), optionally with a fused
-//! depth-to-space, on the calling thread; with `--bf16`, the bf16 direct sum on AMX instead. The per-op timings in `runtime/README.md` come from it.
+//! depth-to-space, on the calling thread; with `--bf16`, the bf16 direct sum on AMX instead. The
+//! per-op timings in `runtime/README.md` come from it. It prints a digest of the output's bits,
+//! so two builds can be checked to compute the same bits.
 //!
 //! ```sh
 //! cargo run --release -p kdsr-runtime --example winograd-op -- --ic 32 --oc 128 --size 640x360 --depth-to-space 2
@@ -80,8 +82,12 @@ fn main() -> Result<()> {
     }
     times.sort_by(f64::total_cmp);
     let macs = (a.oc * a.ic * 9 * h * w) as f64;
+    // FNV-1a over the output's bits: equal digests from two builds mean the same bits.
+    let digest = y.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, v| {
+        (h ^ u64::from(v.to_bits())).wrapping_mul(0x100_0000_01b3)
+    });
     println!(
-        "{}→{} at {w}x{h}{}: min {:.2} ms, median {:.2} ms ({:.1} G MAC/s of the direct sum's MACs), {}",
+        "{}→{} at {w}x{h}{}: min {:.2} ms, median {:.2} ms ({:.1} G MAC/s of the direct sum's MACs), {}, output digest {digest:016x}",
         a.ic,
         a.oc,
         a.depth_to_space

@@ -177,6 +177,25 @@ fn epilogue_step(
     next: &TypedNode,
 ) -> Option<(winograd::Epilogue, Option<OutletId>)> {
     let mut e = conv.epilogue.clone();
+    if e.then.is_some() {
+        // The op's output is the tail's now.
+        return None;
+    }
+    if let Some(tail) = next.op_as::<winograd::Winograd3x3>() {
+        // A tail of few output channels after the depth-to-space (see Epilogue::then).
+        let fits = e.depth_to_space.is_some_and(|(b, _)| b >= 2)
+            && !conv.is_bf16()
+            && !tail.is_bf16()
+            && tail.choice().is_none()
+            && !tail.epilogue.residual
+            && tail.epilogue.then.is_none()
+            && tail.ic * e.block() * e.block() == conv.oc;
+        if !fits {
+            return None;
+        }
+        e.then = Some(std::sync::Arc::new(tail.clone()));
+        return Some((e, None));
+    }
     if let Some(q) = next.op_as::<qdq::QuantTable>() {
         if e.quant_after.is_some() {
             return None;

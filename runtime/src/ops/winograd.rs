@@ -53,7 +53,7 @@ use std::sync::Arc;
 
 use tract_linalg::multithread::{Executor, current_tract_executor};
 use tract_onnx::prelude::tract_ndarray::linalg::general_mat_mul;
-use tract_onnx::prelude::tract_ndarray::{ArrayView2, ArrayViewMut2};
+use tract_onnx::prelude::tract_ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
@@ -72,16 +72,14 @@ use super::qdq::QuantTable;
 /// one thread and slower on two.
 const STREAM_MIN_BYTES: usize = 64 << 20;
 
-/// The direct sum's chunks are cut as if into tiles of this side ([`DIRECT_CHUNK`] of them a
-/// chunk, rounded to whole rows of tiles): the chunks of F(4,3), which the direct sum had
-/// before F(6,3) came.
-const DIRECT_ROWS: usize = 4;
-
-/// See [`DIRECT_ROWS`].
-const DIRECT_CHUNK: usize = 64;
+/// The few-output-channel path ([`Winograd3x3::direct_rows`]) cuts its chunks into whole bands
+/// of this many output rows (one band a chunk, the last one shorter): each chunk computes the
+/// 1×1 products of its rows plus one on each side, so shorter chunks would repeat more of them
+/// (2 in 34 here).
+const DIRECT_ROWS: usize = 32;
 
 /// Convolutions with at most this many output channels (and no depth-to-space) compute the
-/// direct sum instead of Winograd's (see [`Winograd3x3::direct_rows`]).
+/// 1×1 products and shifted sums instead of Winograd's (see [`Winograd3x3::direct_rows`]).
 const DIRECT_MAX_OC: usize = 4;
 
 /// Chunks aimed at per thread, so that threads finishing early find work left (4 made the
@@ -529,8 +527,10 @@ pub struct Winograd3x3 {
     u63: Option<Arc<Vec<f32>>>,
     /// `[oc]`.
     bias: Arc<Vec<f32>>,
-    /// The OIHW weights, kept when the op computes the direct sum instead (at most
-    /// [`DIRECT_MAX_OC`] output channels, see [`Self::direct_rows`]).
+    /// The weights as `[oc · 9, ic]` (row `o · 9 + 3 · ky + kx`, then zero rows up to
+    /// [`direct_taps`]), kept when the op computes by
+    /// 1×1 products and shifted sums instead (at most [`DIRECT_MAX_OC`] output channels, see
+    /// [`Self::direct_rows`]).
     direct: Option<Arc<Vec<f32>>>,
     /// The weights as AMX bf16 tiles when the op computes in bf16 ([`Self::with_bf16`]): then
     /// every call is the direct sum on AMX ([`amx`]), neither Winograd nor [`Self::direct_rows`].
@@ -593,13 +593,19 @@ pub struct Epilogue {
     pub quant_after: Option<QuantTable>,
     /// Depth-to-space: block size and mode (CRD when true, else DCR).
     pub depth_to_space: Option<(usize, bool)>,
+    /// A convolution of few output channels computed by shifted sums (the SR network's 32→3
+    /// tail) that alone reads the output after a depth-to-space by at least 2: fused, it takes
+    /// its products from each band of finished rows while they are in the cache, and the op's
+    /// output is the tail's ([`Winograd3x3::run_with_tail`]); the ×4 upsampler's 118 MB output
+    /// at LR 320×180 is neither written nor read back.
+    pub then: Option<Arc<Winograd3x3>>,
 }
 
 impl Eq for Epilogue {}
 
 impl Epilogue {
     /// Block size (1 without depth-to-space).
-    fn block(&self) -> usize {
+    pub(crate) fn block(&self) -> usize {
         self.depth_to_space.map_or(1, |(b, _)| b)
     }
 
@@ -612,17 +618,6 @@ impl Epilogue {
             Some((b, false)) => k * (oc / (b * b)) + p,
         }
     }
-}
-
-/// The first `N` rows of `n` values of `buf`, each mutable on its own.
-#[inline(always)]
-fn split_rows_mut<const N: usize>(buf: &mut [f32], n: usize) -> [&mut [f32]; N] {
-    let mut rest = &mut buf[..N * n];
-    std::array::from_fn(|_| {
-        let (row, tail) = std::mem::take(&mut rest).split_at_mut(n);
-        rest = tail;
-        row
-    })
 }
 
 /// `[row(0), row(1), …, row(N - 1)]`, filled by a plain loop (see [`RowsMut`]).
@@ -670,6 +665,10 @@ struct Scratch {
     v: Vec<f32>,
     m: Vec<f32>,
     work: Vec<f32>,
+    /// The shifted sums' ring of products and a zero row ([`Winograd3x3::direct_rows`]).
+    ring: Vec<f32>,
+    /// A fused tail's band of finished rows ([`Winograd3x3::run_with_tail`]).
+    band: Vec<f32>,
     amx: amx::Scratch,
 }
 
@@ -679,6 +678,8 @@ thread_local! {
             v: Vec::new(),
             m: Vec::new(),
             work: Vec::new(),
+            ring: Vec::new(),
+            band: Vec::new(),
             amx: amx::Scratch::new(),
         })
     };
@@ -728,9 +729,19 @@ impl Winograd3x3 {
             u43,
             u63,
             bias: Arc::new(bias),
-            direct: (1..=DIRECT_MAX_OC)
-                .contains(&oc)
-                .then(|| Arc::new(weights.to_vec())),
+            direct: (1..=DIRECT_MAX_OC).contains(&oc).then(|| {
+                // OIHW [oc, ic, 3, 3] → [oc · 9, ic]: row o·9 + tap holds the tap of every
+                // input channel.
+                let mut a = vec![0f32; direct_taps(oc) * ic];
+                for o in 0..oc {
+                    for c in 0..ic {
+                        for t in 0..9 {
+                            a[(o * 9 + t) * ic + c] = weights[(o * ic + c) * 9 + t];
+                        }
+                    }
+                }
+                Arc::new(a)
+            }),
             amx: None,
             epilogue: Epilogue::default(),
             #[cfg(target_arch = "x86_64")]
@@ -763,18 +774,34 @@ impl Winograd3x3 {
                 self.oc
             );
         }
+        if let Some(t) = &epilogue.then {
+            let b = epilogue.block();
+            ensure!(
+                b >= 2
+                    && self.amx.is_none()
+                    && t.ic * b * b == self.oc
+                    && t.direct_weights().is_some()
+                    && !t.epilogue.residual
+                    && t.epilogue.then.is_none(),
+                "Winograd3x3: {}→{} cannot take a fused {}→{} tail",
+                self.ic,
+                self.oc,
+                t.ic,
+                t.oc
+            );
+        }
         self.epilogue = epilogue;
         Ok(self)
     }
 
-    /// How the op picks its Winograd algorithm, or `None` when it computes the direct sum
+    /// How the op picks its Winograd algorithm, or `None` when it computes by shifted sums
     /// (few output channels, no depth-to-space).
     pub fn choice(&self) -> Option<TileChoice> {
         self.direct_weights().is_none().then_some(self.choice)
     }
 
     /// The Winograd algorithm a call on `n` images of `h × w` on `threads` threads runs, or
-    /// `None` for the direct sum.
+    /// `None` for the shifted sums.
     pub fn tile_for(&self, n: usize, h: usize, w: usize, threads: usize) -> Option<Tile> {
         Some(match self.choice()? {
             TileChoice::Fixed(tile) => tile,
@@ -804,7 +831,16 @@ impl Winograd3x3 {
     /// The output shape `[n, c, h, w]` for an input of `h × w`.
     pub fn output_shape(&self, n: usize, h: usize, w: usize) -> [usize; 4] {
         let b = self.epilogue.block();
-        [n, self.oc / (b * b), h * b, w * b]
+        [n, self.out_channels(), h * b, w * b]
+    }
+
+    /// The output's channels: after depth-to-space, or the fused tail's.
+    fn out_channels(&self) -> usize {
+        let b = self.epilogue.block();
+        self.epilogue
+            .then
+            .as_ref()
+            .map_or(self.oc / (b * b), |t| t.oc)
     }
 
     /// The convolution of `x` `[n, ic, h, w]` (plus the epilogue, with the residual `res`
@@ -831,7 +867,7 @@ impl Winograd3x3 {
     ///
     /// The image is cut into chunks of whole tile rows; each chunk (one image, tile rows
     /// `ty0..ty1`) gets its own rows `m·ty0·b .. min(m·ty1, h)·b` of every output plane of its
-    /// image (`m` the tile side, [`DIRECT_ROWS`] for the direct sum; `b` the depth-to-space
+    /// image (`m` the tile side, [`DIRECT_ROWS`] for the shifted sums; `b` the depth-to-space
     /// block, else 1). With `stream`, a fused depth-to-space by 2 writes its rows with
     /// non-temporal stores ([`STREAM_MIN_BYTES`]).
     #[allow(clippy::too_many_arguments)]
@@ -861,6 +897,9 @@ impl Winograd3x3 {
         if n == 0 || h == 0 || w == 0 {
             return Ok(());
         }
+        if let Some(tail) = &self.epilogue.then {
+            return self.run_with_tail(tail, pool, x, res, y, n, h, w);
+        }
         let threads = pool.map_or(1, |p| p.current_num_threads());
         let tile = self
             .amx
@@ -871,7 +910,7 @@ impl Winograd3x3 {
         let (side, chunk_tiles) = match tile {
             Some(tile) => (tile.side(), tile.chunk_tiles()),
             None if self.amx.is_some() => (1, AMX_CHUNK),
-            None => (DIRECT_ROWS, DIRECT_CHUNK),
+            None => (DIRECT_ROWS, 1),
         };
         let (th, tw) = (h.div_ceil(side), w.div_ceil(side));
         let mut rows = (chunk_tiles / tw).clamp(1, th);
@@ -918,7 +957,164 @@ impl Winograd3x3 {
         }
     }
 
-    /// Tile rows `ty0..ty1` of one image (rows of [`DIRECT_ROWS`] for the direct sum): `io.x`
+    /// [`Self::run_on`] with a fused tail ([`Epilogue::then`]): `y` is the tail's output
+    /// `[n, tail.oc, h·b, w·b]`, and the op's own output (after its depth-to-space by `b`) never
+    /// goes to memory whole.
+    ///
+    /// Each image is cut into jobs of whole tile rows (one per image on one thread, else
+    /// [`CHUNKS_PER_THREAD`] per thread); a job runs its Winograd chunks in order on one thread,
+    /// each into a band of finished rows (`Scratch::band`, 1.3 MB for the ×4 upsampler at 1280
+    /// wide), and after each band the tail's 1×1 products of its rows ([`Self::tap_product`],
+    /// a ring of three) and the tail's output rows they complete ([`Self::shifted_row`]), the
+    /// same arithmetic as the tail op alone. The first and last output row of a job inside
+    /// the image need a product of the next job's rows: each job keeps the products of its
+    /// first two and last two rows (`edges`), and those rows are summed after all jobs.
+    #[allow(clippy::too_many_arguments)]
+    fn run_with_tail(
+        &self,
+        tail: &Winograd3x3,
+        pool: Option<&rayon::ThreadPool>,
+        x: &[f32],
+        res: Option<&[f32]>,
+        y: &mut [f32],
+        n: usize,
+        h: usize,
+        w: usize,
+    ) -> TractResult<()> {
+        let (ic, oc, b) = (self.ic, self.oc, self.epilogue.block());
+        let (oh, ow, planes) = (h * b, w * b, oc / (b * b));
+        let threads = pool.map_or(1, |p| p.current_num_threads());
+        let tile = match self.amx {
+            None => self.tile_for(n, h, w, threads),
+            Some(_) => None,
+        };
+        let Some(tile) = tile.filter(|_| b >= 2 && tail.ic == planes) else {
+            bail!("Winograd3x3: a fused tail needs Winograd and a depth-to-space onto its input");
+        };
+        let (side, taps) = (tile.side(), direct_taps(tail.oc));
+        let th = h.div_ceil(side);
+        let sub = (tile.chunk_tiles() / w.div_ceil(side)).clamp(1, th);
+        let per_image = if threads > 1 {
+            (CHUNKS_PER_THREAD * threads).min(th)
+        } else {
+            1
+        };
+        let job_rows = th.div_ceil(per_image);
+        let per_image = th.div_ceil(job_rows);
+        let band_len = job_rows * side * b * ow;
+        let edge_len = 4 * taps * ow;
+        let mut edges = vec![0f32; n * per_image * edge_len];
+        // Each job's rows of every tail output plane, and its edge products.
+        let mut jobs: Vec<(Vec<&mut [f32]>, &mut [f32])> = edges
+            .chunks_mut(edge_len)
+            .map(|e| (Vec::with_capacity(tail.oc), e))
+            .collect();
+        for (p, plane) in y.chunks_mut(oh * ow).enumerate() {
+            let ni = p / tail.oc;
+            for (ji, band) in plane.chunks_mut(band_len).enumerate() {
+                jobs[ni * per_image + ji].0.push(band);
+            }
+        }
+        let job = |(j, (mut out, edges)): (usize, (Vec<&mut [f32]>, &mut [f32]))| {
+            let (ni, ji) = (j / per_image, j % per_image);
+            let (t0, t1) = (ji * job_rows, ((ji + 1) * job_rows).min(th));
+            // The job's output rows ra..rb; its edge rows' slots.
+            let (ra, rb) = (t0 * side * b, (t1 * side).min(h) * b);
+            let slots = [ra, ra + 1, rb - 2, rb - 1];
+            SCRATCH.with(|s| -> TractResult<()> {
+                let mut s = s.borrow_mut();
+                let mut band_buf = std::mem::take(&mut s.band);
+                let mut ring = std::mem::take(&mut s.ring);
+                let result = (|| {
+                    let (ring, zeros) =
+                        at_least(&mut ring, (3 * taps + 1) * ow).split_at_mut(3 * taps * ow);
+                    zeros.fill(0.0);
+                    for ty0 in (t0..t1).step_by(sub) {
+                        let ty1 = (ty0 + sub).min(t1);
+                        let (r0, r1) = (ty0 * side * b, (ty1 * side).min(h) * b);
+                        let band = at_least(&mut band_buf, planes * (r1 - r0) * ow);
+                        let mut io = ChunkIo {
+                            x: &x[ni * ic * h * w..][..ic * h * w],
+                            res: res.map(|r| &r[ni * oc * h * w..][..oc * h * w]),
+                            out: band.chunks_mut((r1 - r0) * ow).collect(),
+                            span: Span { h, w, ty0, ty1 },
+                            tile: Some(tile),
+                            stream: false,
+                        };
+                        self.chunk(&mut io, &mut s)?;
+                        drop(io);
+                        for r in r0..r1 {
+                            let rows = ArrayView2::from_shape(
+                                (planes, ow).strides(((r1 - r0) * ow, 1)),
+                                &band[(r - r0) * ow..],
+                            )?;
+                            let t = &mut ring[(r % 3) * taps * ow..][..taps * ow];
+                            tail.tap_product(rows, t)?;
+                            for (i, _) in slots.iter().enumerate().filter(|(_, q)| **q == r) {
+                                edges[i * taps * ow..][..taps * ow].copy_from_slice(t);
+                            }
+                            // Output row r - 1 is complete, unless it is the job's first row
+                            // inside the image; the image's last row has no row below it.
+                            let done = r.checked_sub(1).filter(|&q| q > ra || q == 0);
+                            let last = (r + 1 == oh).then_some(r);
+                            for q in done.into_iter().chain(last) {
+                                let t = ring_rows(ring, taps * ow, q, oh);
+                                for (o, plane) in out.iter_mut().enumerate() {
+                                    let line = &mut plane[(q - ra) * ow..][..ow];
+                                    tail.shifted_row(o, t, zeros, line, None);
+                                }
+                            }
+                        }
+                    }
+                    Ok(())
+                })();
+                s.band = band_buf;
+                s.ring = ring;
+                result
+            })
+        };
+        match pool {
+            Some(pool) if jobs.len() > 1 => pool.install(|| {
+                use rayon::prelude::*;
+                jobs.into_par_iter().enumerate().try_for_each(job)
+            })?,
+            _ => jobs.into_iter().enumerate().try_for_each(job)?,
+        }
+        // The rows on each side of a boundary between jobs: row q of the upper job's last two
+        // and the lower job's first two.
+        let zeros = vec![0f32; ow];
+        for ni in 0..n {
+            for ji in 1..per_image {
+                let bnd = ji * job_rows * side * b;
+                let upper = &edges[(ni * per_image + ji - 1) * edge_len..][..edge_len];
+                let lower = &edges[(ni * per_image + ji) * edge_len..][..edge_len];
+                let product = |r: usize| -> Option<&[f32]> {
+                    let slot = match r {
+                        _ if r + 2 == bnd => &upper[2 * taps * ow..],
+                        _ if r + 1 == bnd => &upper[3 * taps * ow..],
+                        _ if r == bnd => lower,
+                        _ if r == bnd + 1 => &lower[taps * ow..],
+                        _ => return None,
+                    };
+                    Some(&slot[..taps * ow])
+                };
+                for q in [bnd - 1, bnd] {
+                    let t = [
+                        product(q - 1),
+                        product(q),
+                        product(q + 1).filter(|_| q + 1 < oh),
+                    ];
+                    for o in 0..tail.oc {
+                        let line = &mut y[((ni * tail.oc + o) * oh + q) * ow..][..ow];
+                        tail.shifted_row(o, t, &zeros, line, None);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Tile rows `ty0..ty1` of one image (rows of [`DIRECT_ROWS`] for the shifted sums): `io.x`
     /// `[ic, h, w]` into `io.out`, the chunk's rows of each output plane.
     ///
     /// The transforms are lane-wise loops the compiler vectorizes; the binary's baseline on
@@ -967,17 +1163,7 @@ impl Winograd3x3 {
                 Tile::F63 => self.winograd_chunk::<6, 8, F63>(u, io, s),
             };
         }
-        let Some(wts) = self.direct_weights() else {
-            bail!("Winograd3x3: the direct sum without its weights");
-        };
-        let acc = at_least(&mut s.work, (self.oc + 1) * io.span.w);
-        match self.oc {
-            1 => self.direct_rows::<1>(wts, io, acc),
-            2 => self.direct_rows::<2>(wts, io, acc),
-            3 => self.direct_rows::<3>(wts, io, acc),
-            _ => self.direct_rows::<DIRECT_MAX_OC>(wts, io, acc),
-        }
-        Ok(())
+        self.direct_rows(io, s)
     }
 
     /// [`Self::chunk_body`] by Winograd F(T,3) with the transformed weights `u`: the input
@@ -1087,8 +1273,8 @@ impl Winograd3x3 {
         }
     }
 
-    /// The OIHW weights when the op computes the direct sum: few output channels and no
-    /// depth-to-space.
+    /// The weights `[oc · 9, ic]` when the op computes by [`Self::direct_rows`]: few output
+    /// channels and no depth-to-space.
     fn direct_weights(&self) -> Option<&[f32]> {
         self.direct
             .as_deref()
@@ -1096,73 +1282,94 @@ impl Winograd3x3 {
             .map(Vec::as_slice)
     }
 
-    /// Output rows `y0..y1` of a convolution with `OC` (= `self.oc`) output channels by the
-    /// direct sum, into the chunk's bands (`io.out[o]`, row `y - y0`), with the epilogue.
+    /// Output rows `y0..y1` of a convolution with few output channels (at most
+    /// [`DIRECT_MAX_OC`], no depth-to-space: the SR network's 32→3 tail, at the ×4 output size),
+    /// into the chunk's bands (`io.out[o]`, row `y - y0`), with the epilogue.
     ///
-    /// With a few output channels (the tail 32→3 of the SR network, at the ×4 output size)
-    /// Winograd's products are tiny and its input transform, 2.25 values written per input value
-    /// of every input channel, is most of the time. Here, per output row and input channel, the
-    /// nine taps of the three input rows it reads are added into the row's `OC` sums (`acc`,
-    /// `[OC, w]`, then a zero row for the padding rows) lane-wise over the row, the two edge
-    /// columns, where the padding is, apart.
-    #[inline(always)]
-    fn direct_rows<const OC: usize>(&self, wts: &[f32], io: &mut ChunkIo, acc: &mut [f32]) {
+    /// Winograd's products would be tiny here and its input transform, 2.25 values written per
+    /// input value of every input channel, most of the time. Instead each input row `r` goes
+    /// through one 1×1 product, `T_r = A · X_r` (`A` `[oc · 9, ic]`, the weights of every
+    /// output channel and tap; `X_r` `[ic, w]`, the row of every input channel, read in place),
+    /// on the same sgemm kernel as Winograd's products; output row `y` is then the sum of the
+    /// nine tap rows of `T_{y-1}`, `T_y`, `T_{y+1}`, each shifted by its column offset
+    /// ([`shifted_sum`]). The products of the last three rows are kept in a ring (`[3, oc · 9,
+    /// w]` floats, 415 kB at 1280 wide), so each input row's product is computed once per
+    /// chunk (twice for the row on each side of a chunk boundary).
+    ///
+    /// The direct sum before it (per output row and input channel, the nine taps added into the
+    /// row's sums lane-wise) ran the 32→3 tail at 1280×720 at 13–19 G MAC/s on an Intel Xeon
+    /// with AVX-512, bound by its own adds and multiplications: without FMA (which the
+    /// transforms avoid, so that every SIMD level gives the same bits) and with a load and a
+    /// store of the sums per input channel.
+    fn direct_rows(&self, io: &mut ChunkIo, s: &mut Scratch) -> TractResult<()> {
         let Span { h, w, ty0, ty1 } = io.span;
         let (y0, y1) = (DIRECT_ROWS * ty0, (DIRECT_ROWS * ty1).min(h));
-        let ic = self.ic;
-        let k = |o: usize, c: usize, ky: usize| -> [f32; 3] {
-            std::array::from_fn(|kx| wts[((o * ic + c) * 3 + ky) * 3 + kx])
-        };
-        // acc: [OC, w] sums of one output row, then a zero row of w.
-        let (acc, zeros) = acc.split_at_mut(OC * w);
-        let zeros = &mut zeros[..w];
+        let (ic, taps) = (self.ic, direct_taps(self.oc));
+        let (ring, zeros) = at_least(&mut s.ring, (3 * taps + 1) * w).split_at_mut(3 * taps * w);
         zeros.fill(0.0);
-        let zeros = &*zeros;
+        let x = io.x;
+        // Row r of every input channel: [ic, w], rows h·w apart.
+        let product = |r: usize, ring: &mut [f32]| -> TractResult<()> {
+            let b = ArrayView2::from_shape((ic, w).strides((h * w, 1)), &x[r * w..])?;
+            self.tap_product(b, &mut ring[(r % 3) * taps * w..][..taps * w])
+        };
+        for r in y0.saturating_sub(1)..(y0 + 1).min(h) {
+            product(r, ring)?;
+        }
         for y in y0..y1 {
-            acc.fill(0.0);
-            let mut sums: [&mut [f32]; OC] = split_rows_mut(acc, w);
-            for c in 0..ic {
-                // The three input rows (zeros in the padding) and their kernel rows.
-                let rows: [&[f32]; 3] = std::array::from_fn(|ky| match (y + ky).checked_sub(1) {
-                    Some(yy) if yy < h => &io.x[(c * h + yy) * w..][..w],
-                    _ => zeros,
-                });
-                let kk: [[[f32; 3]; 3]; OC] =
-                    std::array::from_fn(|o| std::array::from_fn(|ky| k(o, c, ky)));
-                let tap = |kr: &[[f32; 3]; 3], x: usize, dx: [Option<usize>; 3]| -> f32 {
-                    let mut t = 0.0;
-                    for (r, kr) in rows.iter().zip(kr) {
-                        for (xx, kv) in dx.iter().zip(kr) {
-                            if let Some(xx) = xx {
-                                t += kv * r[x + xx - 1];
-                            }
-                        }
-                    }
-                    t
-                };
-                if w >= 2 {
-                    // Interior columns 1 .. w - 1, lane-wise, one output channel at a time.
-                    for (a, kr) in sums.iter_mut().zip(&kk) {
-                        add_taps(&mut a[1..w - 1], rows, kr);
-                    }
-                }
-                // The edge columns, where the padding is.
-                for (a, kr) in sums.iter_mut().zip(&kk) {
-                    a[0] += tap(kr, 0, [None, Some(1), (w > 1).then_some(2)]);
-                    if w > 1 {
-                        a[w - 1] += tap(kr, w - 1, [Some(0), Some(1), None]);
-                    }
-                }
+            if y + 1 < h {
+                product(y + 1, ring)?;
             }
-            for (o, sums) in sums.iter().enumerate() {
-                let line = &mut io.out[o][(y - y0) * w..][..w];
-                let bias = self.bias[o];
-                for (v, a) in line.iter_mut().zip(sums.iter()) {
-                    *v = *a + bias;
-                }
-                self.finish_epilogue(line, io.res.map(|r| &r[(o * h + y) * w..][..w]));
+            let t = ring_rows(ring, taps * w, y, h);
+            for (o, band) in io.out.iter_mut().enumerate() {
+                let line = &mut band[(y - y0) * w..][..w];
+                self.shifted_row(
+                    o,
+                    t,
+                    zeros,
+                    line,
+                    io.res.map(|r| &r[(o * h + y) * w..][..w]),
+                );
             }
         }
+        Ok(())
+    }
+
+    /// `t = A · b` (`t` `[taps, w]`): the 1×1 products of one row `b` `[ic, w]` of the input
+    /// of an op computing by shifted sums ([`Self::direct_rows`]).
+    fn tap_product(&self, b: ArrayView2<f32>, t: &mut [f32]) -> TractResult<()> {
+        let Some(a) = self.direct_weights() else {
+            bail!("Winograd3x3: the shifted sums without their weights");
+        };
+        let taps = direct_taps(self.oc);
+        let a = ArrayView2::from_shape((taps, self.ic), a)?;
+        let mut t = ArrayViewMut2::from_shape((taps, b.ncols()), t)?;
+        general_mat_mul(1.0, &a, &b, 0.0, &mut t);
+        Ok(())
+    }
+
+    /// Output channel `o`'s row `y` (`line`) from the products `t` of input rows `y - 1`, `y`,
+    /// `y + 1` ([`Self::tap_product`]; `None` outside the image, read as `zeros`), plus the
+    /// bias and the epilogue (with the residual row `res`).
+    #[inline(always)]
+    fn shifted_row(
+        &self,
+        o: usize,
+        t: [Option<&[f32]>; 3],
+        zeros: &[f32],
+        line: &mut [f32],
+        res: Option<&[f32]>,
+    ) {
+        let w = line.len();
+        // Tap (ky, kx)'s row.
+        let tap = |i: usize| -> &[f32] {
+            match t[i / 3] {
+                Some(t) => &t[(o * 9 + i) * w..][..w],
+                None => &zeros[..w],
+            }
+        };
+        shifted_sum(line, row_array::<9>(tap), self.bias[o]);
+        self.finish_epilogue(line, res);
     }
 
     /// Output plane `p`'s rows for tile rows `ty0..ty1` into `rows`, its band: the `b²`
@@ -1283,28 +1490,64 @@ impl Winograd3x3 {
     }
 }
 
-/// `a[x] += Σ_ky (Σ_kx k[ky][kx] · rows[ky][x + kx])` for `x < a.len()` (each row at least
-/// `a.len() + 2` long): the direct sum's interior columns for one output channel and input
-/// channel. One output row per loop (with all output channels in one loop the compiler left the
-/// loop scalar: 2 G MAC/s for the 32→3 tail on an Intel Xeon, issue 13's profile), and `a` and
-/// `rows` are separate arguments, so it vectorizes without alias checks.
-///
-/// Each row is read as three slices, of columns `x`, `x + 1` and `x + 2`. Indexed as one slice
-/// (`r[x]`, `r[x + 1]`, `r[x + 2]`), a change elsewhere in the op (making it generic over the
-/// Winograd tile size, first in a scratch copy) led the compiler to build the shifted vectors
-/// from the last iteration's by shuffles instead of loading them, and it spilled the weights:
-/// 32→3 at 1280×720 took 63 instead of 42 ms (`winograd-op` example, AVX2). With the three
-/// slices it took 42 ms there, 39.5–41.7 against 39.3–42.8 ms in the F(4,3)-only op (3 runs
-/// each), and 39–41 ms in the generic op of the repo. The sums are the same, in the same order.
+/// The products of input rows `y - 1`, `y`, `y + 1` in a ring of three (row `r` in slot
+/// `r % 3`, `len` values each), `None` outside the image's `h` rows.
+fn ring_rows(ring: &[f32], len: usize, y: usize, h: usize) -> [Option<&[f32]>; 3] {
+    let mut t = [None; 3];
+    for (ky, t) in t.iter_mut().enumerate() {
+        *t = (y + ky)
+            .checked_sub(1)
+            .filter(|&r| r < h)
+            .map(|r| &ring[(r % 3) * len..][..len]);
+    }
+    t
+}
+
+/// The rows of [`Winograd3x3::direct_rows`]'s 1×1 products for `oc` output channels: `oc · 9`
+/// taps, padded with zero rows to a multiple of 16, the sgemm kernel's height with AVX-512 (and
+/// twice that of its AVX2 and NEON kernels). Without the padding the 32→3 tail's 27 rows left
+/// 11 to the crate's masked kernel, ~10 % of the op's time.
+fn direct_taps(oc: usize) -> usize {
+    (oc * 9).next_multiple_of(16)
+}
+
+/// `line[x] = bias + Σ_ky Σ_kx t[3·ky + kx][x + kx - 1]`, the terms outside the row (column
+/// -1 and `w`) left out: a 3×3 convolution's output row from its nine tap rows ([`Winograd3x3::
+/// direct_rows`]). Lane-wise over the interior columns, each tap row a slice of its own, so the
+/// compiler vectorizes it without alias checks.
 #[inline(always)]
-fn add_taps(a: &mut [f32], rows: [&[f32]; 3], k: &[[f32; 3]; 3]) {
-    let n = a.len();
-    let [[r00, r01, r02], [r10, r11, r12], [r20, r21, r22]] =
-        rows.map(|r| [&r[..n], &r[1..n + 1], &r[2..n + 2]]);
-    for x in 0..n {
-        a[x] += (k[0][0] * r00[x] + k[0][1] * r01[x] + k[0][2] * r02[x])
-            + (k[1][0] * r10[x] + k[1][1] * r11[x] + k[1][2] * r12[x])
-            + (k[2][0] * r20[x] + k[2][1] * r21[x] + k[2][2] * r22[x]);
+fn shifted_sum(line: &mut [f32], t: [&[f32]; 9], bias: f32) {
+    let w = line.len();
+    let at = |x: usize, kxs: std::ops::Range<usize>| -> f32 {
+        let mut v = bias;
+        for ky in 0..3 {
+            for kx in kxs.clone() {
+                v += t[3 * ky + kx][x + kx - 1];
+            }
+        }
+        v
+    };
+    if w == 1 {
+        line[0] = at(0, 1..2);
+        return;
+    }
+    line[0] = at(0, 1..3);
+    line[w - 1] = at(w - 1, 0..2);
+    let n = w - 2;
+    let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = [
+        (0, 0),
+        (1, 1),
+        (2, 2),
+        (3, 0),
+        (4, 1),
+        (5, 2),
+        (6, 0),
+        (7, 1),
+        (8, 2),
+    ]
+    .map(|(i, d)| &t[i][d..d + n]);
+    for (x, v) in line[1..w - 1].iter_mut().enumerate() {
+        *v = bias + ((t0[x] + t1[x] + t2[x]) + (t3[x] + t4[x] + t5[x]) + (t6[x] + t7[x] + t8[x]));
     }
 }
 
@@ -1327,7 +1570,7 @@ struct ChunkIo<'a> {
     out: Vec<&'a mut [f32]>,
     /// Where the chunk lies.
     span: Span,
-    /// The Winograd algorithm of the call, `None` for the direct sum.
+    /// The Winograd algorithm of the call, `None` for the shifted sums.
     tile: Option<Tile>,
     /// Non-temporal stores for a fused depth-to-space by 2 ([`STREAM_MIN_BYTES`]).
     stream: bool,
@@ -1425,9 +1668,16 @@ impl Op for Winograd3x3 {
             _ if self.is_bf16() => "bf16 direct sum on AMX".to_string(),
             Some(TileChoice::Fixed(tile)) => tile.to_string(),
             Some(TileChoice::BySize) => "F(6,3) or F(4,3) by size and CPU".to_string(),
-            None => "direct sum".to_string(),
+            None => "1×1 products + shifted sums".to_string(),
         };
-        Ok(vec![format!("{how}, {}→{} channels", self.ic, self.oc)])
+        let then = match &self.epilogue.then {
+            Some(t) => format!(", then {}→{} by shifted sums", t.ic, t.oc),
+            None => String::new(),
+        };
+        Ok(vec![format!(
+            "{how}, {}→{} channels{then}",
+            self.ic, self.oc
+        )])
     }
 
     op_as_typed_op!();
@@ -1499,7 +1749,7 @@ impl TypedOp for Winograd3x3 {
         let b = self.epilogue.block();
         Ok(tvec!(f32::fact([
             f.shape[0].clone(),
-            (self.oc / (b * b)).to_dim(),
+            self.out_channels().to_dim(),
             f.shape[2].clone() * b,
             f.shape[3].clone() * b,
         ])))
@@ -1656,7 +1906,7 @@ pub(crate) mod tests {
 
     /// [`TileChoice::BySize`] runs F(4,3) below [`F63_MIN_TILES`] 6×6 tiles per thread and
     /// F(6,3) from there (F(4,3) throughout with AVX-512), and computes what the op built for
-    /// that tile computes, bit for bit; an op of few output channels computes the direct sum
+    /// that tile computes, bit for bit; an op of few output channels computes by shifted sums
     /// whatever the size.
     #[test]
     fn the_tile_is_chosen_by_size() {
@@ -1724,7 +1974,7 @@ pub(crate) mod tests {
             .build()
             .expect("pool");
         // 36 and 4 output channels: Winograd (4 with depth-to-space), 4 without and 3: the
-        // direct sum.
+        // shifted sums.
         for tile in [Tile::F43, Tile::F63] {
             for oc in [36, 4, 3] {
                 fused_epilogue_case(&pool, oc, tile);
@@ -1767,6 +2017,7 @@ pub(crate) mod tests {
                     residual,
                     quant_after: quant_after.clone(),
                     depth_to_space,
+                    then: None,
                 };
                 // The unfused chain, in the graph's order.
                 let op = plain.clone().with_epilogue(e.clone()).expect("epilogue");
@@ -1810,5 +2061,104 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    /// A tail fused into the op before it ([`Epilogue::then`]) computes what the two ops
+    /// compute one after the other, bit for bit: both tiles, DCR and CRD depth-to-space, with
+    /// and without a LeakyReLU and a residual before it and a LeakyReLU in the tail, one and
+    /// two images, on the calling thread (one job, several bands: the image 140 wide gives
+    /// one tile row per chunk) and on pools of 2 and 3 threads (jobs of a few tile rows, whose
+    /// boundary rows are summed after the jobs), sizes with partial tiles, one tile row and
+    /// one row.
+    #[test]
+    fn a_fused_tail_equals_the_two_ops() {
+        let pools: Vec<rayon::ThreadPool> = [2, 3]
+            .iter()
+            .map(|&t| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .expect("pool")
+            })
+            .collect();
+        let (ic, planes, toc) = (5, 6, 3);
+        let oc = planes * 4;
+        let (wts, b) = (values(oc * ic * 9, 11), values(oc, 12));
+        let (tw, tb) = (values(toc * planes * 9, 13), values(toc, 14));
+        for tile in [Tile::F43, Tile::F63] {
+            for (s, crd) in (0..4).flat_map(|s| [(s, false), (s, true)]) {
+                let (leaky_relu, residual) = ((s & 1 == 1).then_some(0.1f32), s & 2 == 2);
+                let op =
+                    Winograd3x3::new(&wts, Some(&b), oc, ic, TileChoice::Fixed(tile)).expect("op");
+                let up = op
+                    .with_epilogue(Epilogue {
+                        leaky_relu,
+                        residual,
+                        depth_to_space: Some((2, crd)),
+                        ..Epilogue::default()
+                    })
+                    .expect("epilogue");
+                let mut tail =
+                    Winograd3x3::new(&tw, Some(&tb), toc, planes, TileChoice::Fixed(tile))
+                        .expect("tail");
+                if s == 3 {
+                    tail = tail
+                        .with_epilogue(Epilogue {
+                            leaky_relu: Some(0.2),
+                            ..Epilogue::default()
+                        })
+                        .expect("tail epilogue");
+                }
+                let mut e = up.epilogue.clone();
+                e.then = Some(Arc::new(tail.clone()));
+                let fused = up.clone().with_epilogue(e).expect("fused");
+                for &(n, h, w) in &[(1, 37, 140), (2, 29, 23), (1, 4, 9), (1, 1, 7), (2, 2, 1)] {
+                    let x = values(n * ic * h * w, 15);
+                    let res = values(n * oc * h * w, 16);
+                    let r = residual.then_some(res.as_slice());
+                    let mut mid = vec![0f32; n * planes * 4 * h * w];
+                    up.run_on(None, &x, r, &mut mid, n, h, w, false)
+                        .expect("upsampler");
+                    let mut want = vec![0f32; n * toc * 4 * h * w];
+                    tail.run_on(None, &mid, None, &mut want, n, 2 * h, 2 * w, false)
+                        .expect("tail");
+                    assert_eq!(fused.output_shape(n, h, w), [n, toc, 2 * h, 2 * w]);
+                    for p in [None, Some(&pools[0]), Some(&pools[1])] {
+                        let mut got = vec![f32::NAN; want.len()];
+                        fused
+                            .run_on(p, &x, r, &mut got, n, h, w, false)
+                            .expect("fused");
+                        let bad = got
+                            .iter()
+                            .zip(&want)
+                            .position(|(a, b)| a.to_bits() != b.to_bits());
+                        assert!(
+                            bad.is_none(),
+                            "{tile} {n}x{h}x{w}, stage {s}, crd {crd}, threads {}: value {bad:?}",
+                            p.map_or(1, |p| p.current_num_threads())
+                        );
+                    }
+                }
+            }
+        }
+        // What cannot take a tail: no depth-to-space, or channels that do not match.
+        let plain = Winograd3x3::new(&wts, Some(&b), oc, ic, TileChoice::BySize).expect("op");
+        let tail = Arc::new(
+            Winograd3x3::new(&tw, Some(&tb), toc, planes, TileChoice::BySize).expect("tail"),
+        );
+        let no_d2s = Epilogue {
+            then: Some(tail.clone()),
+            ..Epilogue::default()
+        };
+        assert!(plain.clone().with_epilogue(no_d2s).is_err());
+        let wrong = values(toc * 3 * planes * 9, 17);
+        let wrong =
+            Winograd3x3::new(&wrong, Some(&tb), toc, 3 * planes, TileChoice::BySize).expect("tail");
+        let mismatch = Epilogue {
+            depth_to_space: Some((2, false)),
+            then: Some(Arc::new(wrong)),
+            ..Epilogue::default()
+        };
+        assert!(plain.with_epilogue(mismatch).is_err());
     }
 }
