@@ -1796,6 +1796,19 @@ pub(crate) mod tests {
         y
     }
 
+    /// Thread pools of 2 and 3 threads.
+    fn pools_of_2_and_3() -> Vec<rayon::ThreadPool> {
+        [2, 3]
+            .iter()
+            .map(|&t| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .expect("pool")
+            })
+            .collect()
+    }
+
     /// A deterministic pseudo-random sequence in [-1, 1).
     pub(crate) fn values(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed
@@ -1818,15 +1831,7 @@ pub(crate) mod tests {
     /// the same arithmetic), and so must the narrower SIMD variants this CPU can run (x86-64:
     /// AVX2, SSE2 baseline).
     fn matches_the_direct_sum(tile: Tile, bound: f64) {
-        let pools: Vec<rayon::ThreadPool> = [2, 3]
-            .iter()
-            .map(|&t| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(t)
-                    .build()
-                    .expect("pool")
-            })
-            .collect();
+        let pools = pools_of_2_and_3();
         let mut worst = 0f64;
         for &(n, ic, oc, h, w) in &[
             (1, 3, 5, 7, 9),
@@ -2072,15 +2077,7 @@ pub(crate) mod tests {
     /// one row.
     #[test]
     fn a_fused_tail_equals_the_two_ops() {
-        let pools: Vec<rayon::ThreadPool> = [2, 3]
-            .iter()
-            .map(|&t| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(t)
-                    .build()
-                    .expect("pool")
-            })
-            .collect();
+        let pools = pools_of_2_and_3();
         let (ic, planes, toc) = (5, 6, 3);
         let oc = planes * 4;
         let (wts, b) = (values(oc * ic * 9, 11), values(oc, 12));
