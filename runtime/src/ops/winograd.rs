@@ -15,11 +15,16 @@
 //! points 0, ±1, ±2, ∞), as in ncnn and NNPACK; F(6,3)'s are ncnn's (0, ±1, ±2, ±½, ∞). The
 //! padding is read as zeros while patches are gathered, so there is no padded copy of the input.
 //!
+//! Convolutions with at most [`DIRECT_MAX_OC`] output channels (the SR network's 32→3 tail)
+//! compute by 1×1 products and shifted sums instead ([`Winograd3x3::direct_rows`]).
+//!
 //! What follows the convolution alone in the graph can be fused into the output store
 //! ([`Epilogue`]: a LeakyReLU, a residual add, a depth-to-space; `super::rewrite_decluttered`
 //! does it): the output row is finished in a row buffer and written once, where the graph would
 //! otherwise make one more pass over the whole tensor per op (for the ×4 upsampler's last
-//! convolution a 118 MB tensor at LR 320×180).
+//! convolution a 118 MB tensor at LR 320×180). A few-output-channel convolution reading the
+//! result of a depth-to-space (the tail) is fused too ([`Epilogue::then`]): it is computed from
+//! bands of finished rows while they are in the cache, and the 118 MB tensor is never written.
 //!
 //! Work is split into chunks of whole tile rows; a chunk runs all three phases (input transform,
 //! the products, output transform into its own rows of every output plane) on one thread, so
