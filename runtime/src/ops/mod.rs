@@ -183,14 +183,7 @@ fn epilogue_step(
     }
     if let Some(tail) = next.op_as::<winograd::Winograd3x3>() {
         // A tail of few output channels after the depth-to-space (see Epilogue::then).
-        let fits = e.depth_to_space.is_some_and(|(b, _)| b >= 2)
-            && !conv.is_bf16()
-            && !tail.is_bf16()
-            && tail.choice().is_none()
-            && !tail.epilogue.residual
-            && tail.epilogue.then.is_none()
-            && tail.ic * e.block() * e.block() == conv.oc;
-        if !fits {
+        if !conv.takes_tail(e.block(), tail) {
             return None;
         }
         e.then = Some(std::sync::Arc::new(tail.clone()));

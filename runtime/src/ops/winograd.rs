@@ -780,14 +780,8 @@ impl Winograd3x3 {
             );
         }
         if let Some(t) = &epilogue.then {
-            let b = epilogue.block();
             ensure!(
-                b >= 2
-                    && self.amx.is_none()
-                    && t.ic * b * b == self.oc
-                    && t.direct_weights().is_some()
-                    && !t.epilogue.residual
-                    && t.epilogue.then.is_none(),
+                self.takes_tail(epilogue.block(), t),
                 "Winograd3x3: {}→{} cannot take a fused {}→{} tail",
                 self.ic,
                 self.oc,
@@ -797,6 +791,21 @@ impl Winograd3x3 {
         }
         self.epilogue = epilogue;
         Ok(self)
+    }
+
+    /// Whether `tail` can be fused into this op after a depth-to-space by `block`
+    /// ([`Epilogue::then`]): float32 on both sides (the op's Winograd, the tail's shifted sums),
+    /// a block of at least 2 (so each job of [`Self::run_with_tail`] has two rows or more), the
+    /// tail reading every output channel, and nothing fused into the tail that reads a second
+    /// input or another tail.
+    pub(crate) fn takes_tail(&self, block: usize, tail: &Winograd3x3) -> bool {
+        block >= 2
+            && self.amx.is_none()
+            && !tail.is_bf16()
+            && tail.ic * block * block == self.oc
+            && tail.direct_weights().is_some()
+            && !tail.epilogue.residual
+            && tail.epilogue.then.is_none()
     }
 
     /// How the op picks its Winograd algorithm, or `None` when it computes by shifted sums
@@ -1007,12 +1016,17 @@ impl Winograd3x3 {
         let job_rows = th.div_ceil(per_image);
         let per_image = th.div_ceil(job_rows);
         let band_len = job_rows * side * b * ow;
-        let edge_len = 4 * taps * ow;
+        // Edge products only where a job has a neighbour.
+        let edge_len = if per_image > 1 { 4 * taps * ow } else { 0 };
         let mut edges = vec![0f32; n * per_image * edge_len];
         // Each job's rows of every tail output plane, and its edge products.
-        let mut jobs: Vec<(Vec<&mut [f32]>, &mut [f32])> = edges
-            .chunks_mut(edge_len)
-            .map(|e| (Vec::with_capacity(tail.oc), e))
+        let mut rest = edges.as_mut_slice();
+        let mut jobs: Vec<(Vec<&mut [f32]>, &mut [f32])> = (0..n * per_image)
+            .map(|_| {
+                let (e, r) = std::mem::take(&mut rest).split_at_mut(edge_len);
+                rest = r;
+                (Vec::with_capacity(tail.oc), e)
+            })
             .collect();
         for (p, plane) in y.chunks_mut(oh * ow).enumerate() {
             let ni = p / tail.oc;
@@ -1055,8 +1069,10 @@ impl Winograd3x3 {
                             )?;
                             let t = &mut ring[(r % 3) * taps * ow..][..taps * ow];
                             tail.tap_product(rows, t)?;
-                            for (i, _) in slots.iter().enumerate().filter(|(_, q)| **q == r) {
-                                edges[i * taps * ow..][..taps * ow].copy_from_slice(t);
+                            if !edges.is_empty() {
+                                for (i, _) in slots.iter().enumerate().filter(|(_, q)| **q == r) {
+                                    edges[i * taps * ow..][..taps * ow].copy_from_slice(t);
+                                }
                             }
                             // Output row r - 1 is complete, unless it is the job's first row
                             // inside the image; the image's last row has no row below it.
@@ -1297,12 +1313,13 @@ impl Winograd3x3 {
     /// output channel and tap; `X_r` `[ic, w]`, the row of every input channel, read in place),
     /// on the same sgemm kernel as Winograd's products; output row `y` is then the sum of the
     /// nine tap rows of `T_{y-1}`, `T_y`, `T_{y+1}`, each shifted by its column offset
-    /// ([`shifted_sum`]). The products of the last three rows are kept in a ring (`[3, oc · 9,
-    /// w]` floats, 415 kB at 1280 wide), so each input row's product is computed once per
+    /// ([`shifted_sum`]). The products of the last three rows are kept in a ring (`[3,
+    /// direct_taps(oc), w]` floats, 492 kB for the 32→3 tail at 1280 wide), so each input row's
+    /// product is computed once per
     /// chunk (twice for the row on each side of a chunk boundary).
     ///
     /// The direct sum before it (per output row and input channel, the nine taps added into the
-    /// row's sums lane-wise) ran the 32→3 tail at 1280×720 at 13–19 G MAC/s on an Intel Xeon
+    /// row's sums lane-wise) ran the 32→3 tail at 1280×720 at 13–20 G MAC/s on an Intel Xeon
     /// with AVX-512, bound by its own adds and multiplications: without FMA (which the
     /// transforms avoid, so that every SIMD level gives the same bits) and with a load and a
     /// store of the sums per input channel.
