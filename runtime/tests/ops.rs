@@ -212,7 +212,7 @@ fn psnr_and_mean(a: &[f32], b: &[f32]) -> (f64, f64) {
 
 /// `--precision bf16` (every 3×3 convolution's inputs and weights rounded to bf16, float32 sums,
 /// on AMX) against tract's float32 ops on the dynamic student-edge graph (trained weights): the
-/// same substitutions and fusions as float32 (but for the fused tail), and the output within bf16's rounding: PSNR
+/// same substitutions and fusions as float32 (the tail into the ×4 upsampler too), and the output within bf16's rounding: PSNR
 /// between the two at least 55 dB and mean |Δ| at most 1.5e-3, output in [0, 1] (measured on an
 /// Intel Xeon VM with AMX, 2026-12-06: 65.4 dB, 4.3e-4). Where the CPU has no AMX bf16 the test says so
 /// and checks nothing more (`tests/cli.rs` checks the error such a CPU gives).
@@ -236,16 +236,7 @@ fn bf16_ops_stay_within_bf16_rounding_of_tracts_output() {
         h,
         w,
     );
-    // All but the tail into the ×4 upsampler's last convolution (`Epilogue::then`, float32
-    // only: the AMX path runs the tail as a convolution of its own).
-    let one_more = kdsr_runtime::ops::Rewrites {
-        fused: done.fused + 1,
-        ..done
-    };
-    assert_eq!(
-        one_more, f32_done,
-        "bf16 substitutes and fuses as float32 does, but for the tail"
-    );
+    assert_eq!(done, f32_done, "bf16 substitutes and fuses as float32 does");
     let got = sr(&p, &x);
     let (psnr, mean) = psnr_and_mean(&got, &reference);
     eprintln!(

@@ -74,6 +74,53 @@ fn bf16_bits(v: f32) -> u32 {
     bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) & 0xffff_0000
 }
 
+/// Float32 pairs `(a, b)` as one u32 of two bf16: `a` in the low half.
+#[inline(always)]
+fn pair(a: f32, b: f32) -> u32 {
+    bf16_bits(b) | (bf16_bits(a) >> 16)
+}
+
+/// One row of a B operand in bf16 pairs, from channels `a` and `b` (zeros without `b`) after a
+/// depth-to-space by `block`: `dst[x·block + dx] = (a(dx)[x], b(dx)[x])`, for the `dst.len() /
+/// block` columns of each `a(dx)` (ONNX `DepthToSpace`'s interleave of one output row, rounded
+/// to bf16 as [`conv_rows`] rounds its input). Inlined, so that it is compiled for the
+/// caller's vector instructions.
+#[inline(always)]
+pub fn pair_row<'a>(
+    dst: &mut [u32],
+    block: usize,
+    a: impl Fn(usize) -> &'a [f32],
+    b: impl Fn(usize) -> Option<&'a [f32]>,
+) {
+    let w = dst.len() / block;
+    if block == 2 {
+        let (a0, a1) = (&a(0)[..w], &a(1)[..w]);
+        match (b(0), b(1)) {
+            (Some(b0), Some(b1)) => {
+                let (b0, b1) = (&b0[..w], &b1[..w]);
+                for (x, d) in dst.chunks_exact_mut(2).enumerate() {
+                    d[0] = pair(a0[x], b0[x]);
+                    d[1] = pair(a1[x], b1[x]);
+                }
+            }
+            _ => {
+                for (x, d) in dst.chunks_exact_mut(2).enumerate() {
+                    d[0] = pair(a0[x], 0.0);
+                    d[1] = pair(a1[x], 0.0);
+                }
+            }
+        }
+        return;
+    }
+    for dx in 0..block {
+        let a = &a(dx)[..w];
+        let b = b(dx);
+        for x in 0..w {
+            dst[x * block + dx] = pair(a[x], b.map_or(0.0, |b| b[x]));
+        }
+    }
+}
+
 /// `v` rounded to bf16, as a float32 (for references).
 pub fn round_bf16(v: f32) -> f32 {
     f32::from_bits(bf16_bits(v))
@@ -118,6 +165,92 @@ impl Bf16Weights {
     fn steps(&self) -> usize {
         self.ic.div_ceil(K_STEP)
     }
+}
+
+/// A matrix `[m, k]` as AMX A tiles for 1×1 products ([`products`]): for each block of 16
+/// rows and step of 32 columns, 16 rows of 32 bf16, zeros past `m` and `k`.
+#[derive(Clone)]
+pub struct Bf16Rows {
+    tiles: Vec<TileBytes>,
+    /// Rows.
+    pub m: usize,
+    /// Columns (the products' input channels).
+    pub k: usize,
+}
+
+impl std::fmt::Debug for Bf16Rows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bf16Rows({}×{})", self.m, self.k)
+    }
+}
+
+impl PartialEq for Bf16Rows {
+    fn eq(&self, other: &Self) -> bool {
+        self.m == other.m
+            && self.k == other.k
+            && self.tiles.iter().zip(&other.tiles).all(|(a, b)| a.0 == b.0)
+    }
+}
+
+impl Bf16Rows {
+    /// Packs the row-major `a` `[m, k]`.
+    pub fn new(a: &[f32], m: usize, k: usize) -> TractResult<Self> {
+        ensure!(
+            a.len() == m * k && m > 0 && k > 0,
+            "bf16 products: a {m}×{k} matrix expected, {} values",
+            a.len()
+        );
+        let (blocks, steps) = (m.div_ceil(BLOCK), k.div_ceil(K_STEP));
+        let mut tiles = vec![TileBytes([0; 512]); blocks * steps];
+        for r in 0..m {
+            for c in 0..k {
+                tiles[(r / BLOCK) * steps + c / K_STEP].0[(r % BLOCK) * K_STEP + c % K_STEP] =
+                    (bf16_bits(a[r * k + c]) >> 16) as u16;
+            }
+        }
+        Ok(Self { tiles, m, k })
+    }
+
+    /// Rows of the products [`products`] writes: `m` up to a multiple of 16.
+    pub fn padded_rows(&self) -> usize {
+        self.m.div_ceil(BLOCK) * BLOCK
+    }
+
+    /// Rows of bf16 pairs [`products`] reads: `k / 2` up to a multiple of 16.
+    pub fn pair_rows(&self) -> usize {
+        self.k.div_ceil(K_STEP) * K_STEP / 2
+    }
+}
+
+/// Columns [`products`] computes at a time: the width of its rows is a multiple of this.
+pub const PRODUCT_COLUMNS: usize = 2 * BLOCK;
+
+/// The 1×1 products `out = A · B` on AMX: `B` is `pairs` `[a.pair_rows()][stride]` (row `p`
+/// holds channels `2p` and `2p + 1` of each column as bf16 pairs, [`pair_row`]; rows past the
+/// matrix's `k / 2` zero), `out` `[a.padded_rows()][stride]` float32, both `stride` columns
+/// wide, a multiple of [`PRODUCT_COLUMNS`]. Loads its own tile configuration and releases the
+/// tiles after (so it may run inside [`conv_rows`]'s `row`, which configures them anew).
+pub fn products(a: &Bf16Rows, pairs: &[u32], stride: usize, out: &mut [f32]) -> TractResult<()> {
+    ensure!(
+        stride % PRODUCT_COLUMNS == 0
+            && pairs.len() >= a.pair_rows() * stride
+            && out.len() >= a.padded_rows() * stride,
+        "bf16 products: {} pairs and {} outputs for a {}×{} matrix, {stride} columns",
+        pairs.len(),
+        out.len(),
+        a.m,
+        a.k
+    );
+    ensure!(available(), "bf16 products: this CPU or OS has no AMX bf16");
+    if stride == 0 {
+        return Ok(());
+    }
+    // SAFETY: available() saw AMX and AVX-512; the buffers' sizes are checked above.
+    #[allow(unsafe_code)]
+    unsafe {
+        imp::products(a, pairs, stride, out);
+    }
+    Ok(())
 }
 
 /// Whether this CPU and OS run AMX bf16: CPUID's AMX-TILE and AMX-BF16 bits, and the kernel's
@@ -237,12 +370,6 @@ mod imp {
             }
             Config(c)
         }
-    }
-
-    /// Float32 pairs `(a, b)` as one u32 of two bf16: `a` in the low half.
-    #[inline(always)]
-    fn pair(a: f32, b: f32) -> u32 {
-        bf16_bits(b) | (bf16_bits(a) >> 16)
     }
 
     /// Input rows `y0 - 1 ..= y1` of `x` `[ic, h, w]` (zeros outside the image) into `buf`
@@ -462,10 +589,49 @@ mod imp {
                     ob += if pair { 2 } else { 1 };
                 }
                 row(y, &mut s.acc[..acc_len], wpad);
+                // `row` may have run tiles of its own ([`super::products`]).
+                asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack));
             }
             asm!("tilerelease", options(nostack));
         }
         Ok(())
+    }
+
+    /// [`super::products`].
+    ///
+    /// # Safety
+    /// AMX is available and the buffers are as [`super::products`] checks.
+    pub(super) unsafe fn products(a: &Bf16Rows, pairs: &[u32], stride: usize, out: &mut [f32]) {
+        let (blocks, steps) = (a.m.div_ceil(BLOCK), a.k.div_ceil(K_STEP));
+        // The B tile of step k, columns 0..16, in bytes from the buffer's start.
+        let offsets: Vec<isize> = (0..steps)
+            .map(|k| (k * BLOCK * stride * 4) as isize)
+            .collect();
+        let config = Config::new(BLOCK);
+        let bs = stride * 4;
+        let (b0, c0) = (pairs.as_ptr(), out.as_mut_ptr());
+        // SAFETY: reads A tiles `ob·steps + k` < blocks·steps, B rows < steps·16 = pair_rows()
+        // at columns x0 .. x0 + 32 ≤ stride; writes rows < blocks·16 = padded_rows() of `out`
+        // at the same columns.
+        unsafe {
+            asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack));
+            let mut ob = 0;
+            while ob < blocks {
+                let a0 = a.tiles.as_ptr().add(ob * steps) as *const u16;
+                let two = ob + 1 < blocks;
+                for x0 in (0..stride).step_by(2 * BLOCK) {
+                    let c = c0.add(ob * BLOCK * stride + x0);
+                    if two {
+                        let a1 = a.tiles.as_ptr().add((ob + 1) * steps) as *const u16;
+                        block2x2(a0, a1, b0.add(x0), &offsets, bs, c, bs);
+                    } else {
+                        block1x2(a0, b0.add(x0), &offsets, bs, c, bs);
+                    }
+                }
+                ob += if two { 2 } else { 1 };
+            }
+            asm!("tilerelease", options(nostack));
+        }
     }
 }
 
@@ -490,6 +656,10 @@ mod imp {
         _: impl FnMut(usize, &mut [f32], usize),
     ) -> TractResult<()> {
         bail!("bf16 convolution: AMX is x86-64 Linux only")
+    }
+
+    pub(super) unsafe fn products(_: &Bf16Rows, _: &[u32], _: usize, _: &mut [f32]) {
+        unreachable!("bf16 products: available() is false off x86-64 Linux")
     }
 }
 

@@ -62,7 +62,7 @@ use tract_onnx::prelude::tract_ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use super::amx::{self, Bf16Weights};
+use super::amx::{self, Bf16Rows, Bf16Weights};
 use super::qdq::QuantTable;
 
 /// Outputs of at least this many bytes with a fused depth-to-space by 2 are written with
@@ -540,6 +540,9 @@ pub struct Winograd3x3 {
     /// The weights as AMX bf16 tiles when the op computes in bf16 ([`Self::with_bf16`]): then
     /// every call is the direct sum on AMX ([`amx`]), neither Winograd nor [`Self::direct_rows`].
     amx: Option<Arc<Bf16Weights>>,
+    /// [`Self::direct`] as AMX A tiles, when the op computes in bf16 and has them: the 1×1
+    /// products of a bf16 tail fused into a bf16 upsampler ([`Winograd3x3::run_with_tail`]).
+    amx_taps: Option<Arc<Bf16Rows>>,
     /// What the op does to the convolution's output before storing it (see [`Epilogue`]).
     pub epilogue: Epilogue,
     /// The variant of [`Self::chunk`] to run.
@@ -571,6 +574,10 @@ impl PartialEq for Winograd3x3 {
             && same(&self.bias, &other.bias)
             && same_opt(&self.direct, &other.direct)
             && match (&self.amx, &other.amx) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                (a, b) => a.is_none() && b.is_none(),
+            }
+            && match (&self.amx_taps, &other.amx_taps) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
                 (a, b) => a.is_none() && b.is_none(),
             }
@@ -674,6 +681,8 @@ struct Scratch {
     ring: Vec<f32>,
     /// A fused tail's band of finished rows ([`Winograd3x3::run_with_tail`]).
     band: Vec<f32>,
+    /// A fused bf16 tail's input rows as bf16 pairs ([`Winograd3x3::amx_tail_rows`]).
+    pairs: Vec<u32>,
     amx: amx::Scratch,
 }
 
@@ -685,6 +694,7 @@ thread_local! {
             work: Vec::new(),
             ring: Vec::new(),
             band: Vec::new(),
+            pairs: Vec::new(),
             amx: amx::Scratch::new(),
         })
     };
@@ -748,6 +758,7 @@ impl Winograd3x3 {
                 Arc::new(a)
             }),
             amx: None,
+            amx_taps: None,
             epilogue: Epilogue::default(),
             #[cfg(target_arch = "x86_64")]
             simd: detected_simd_level(),
@@ -762,6 +773,10 @@ impl Winograd3x3 {
             "bf16 convolution: this CPU or OS has no AMX bf16 (Intel Xeon Sapphire Rapids or later, Linux)"
         );
         self.amx = Some(Arc::new(Bf16Weights::new(weights, self.oc, self.ic)?));
+        if let Some(a) = &self.direct {
+            let taps = direct_taps(self.oc);
+            self.amx_taps = Some(Arc::new(Bf16Rows::new(a, taps, self.ic)?));
+        }
         Ok(self)
     }
 
@@ -794,14 +809,14 @@ impl Winograd3x3 {
     }
 
     /// Whether `tail` can be fused into this op after a depth-to-space by `block`
-    /// ([`Epilogue::then`]): float32 on both sides (the op's Winograd, the tail's shifted sums),
-    /// a block of at least 2 (so each job of [`Self::run_with_tail`] has two rows or more), the
-    /// tail reading every output channel, and nothing fused into the tail that reads a second
-    /// input or another tail.
+    /// ([`Epilogue::then`]): the same precision on both sides (float32: the op's Winograd and
+    /// the tail's shifted sums; bf16: both on AMX), a block of at least 2 (so each job of
+    /// [`Self::run_with_tail`] has two rows or more), the tail reading every output channel,
+    /// and nothing fused into the tail that reads a second input or another tail.
     pub(crate) fn takes_tail(&self, block: usize, tail: &Winograd3x3) -> bool {
         block >= 2
-            && self.amx.is_none()
-            && !tail.is_bf16()
+            && self.is_bf16() == tail.is_bf16()
+            && (!tail.is_bf16() || tail.amx_taps.is_some())
             && tail.ic * block * block == self.oc
             && tail.direct_weights().is_some()
             && !tail.epilogue.residual
@@ -976,13 +991,21 @@ impl Winograd3x3 {
     /// goes to memory whole.
     ///
     /// Each image is cut into jobs of whole tile rows (one per image on one thread, else
-    /// [`CHUNKS_PER_THREAD`] per thread); a job runs its Winograd chunks in order on one thread,
-    /// each into a band of finished rows (`Scratch::band`, 1.3 MB for the ×4 upsampler at 1280
-    /// wide), and after each band the tail's 1×1 products of its rows ([`Self::tap_product`],
-    /// a ring of three) and the tail's output rows they complete ([`Self::shifted_row`]), the
-    /// same arithmetic as the tail op alone. The first and last output row of a job inside
-    /// the image need a product of the next job's rows: each job keeps the products of its
-    /// first two and last two rows (`edges`), and those rows are summed after all jobs.
+    /// [`CHUNKS_PER_THREAD`] per thread); a job computes its rows in order on one thread and,
+    /// as each output row of the op is finished, the tail's 1×1 products of it (a ring of
+    /// three, [`TailJob`]) and the tail's output rows they complete ([`Self::shifted_row`]), the
+    /// same arithmetic as the tail op alone:
+    /// - float32: Winograd chunks, each into a band of finished rows (`Scratch::band`, 1.3 MB
+    ///   for the ×4 upsampler at 1280 wide), then the products of the band's rows on the sgemm
+    ///   ([`Self::tap_product`]);
+    /// - bf16: the AMX rows ([`amx::conv_rows`]), each input row's `b` output rows turned into
+    ///   bf16 pairs as its depth-to-space interleaves them ([`amx::pair_row`]) and their
+    ///   products computed on AMX too ([`amx::products`]), the tail's inputs rounded to bf16 as
+    ///   the tail op alone rounds them.
+    ///
+    /// The first and last output row of a job inside the image need a product of the next
+    /// job's rows: each job keeps the products of its first two and last two rows (`edges`),
+    /// and those rows are summed after all jobs.
     #[allow(clippy::too_many_arguments)]
     fn run_with_tail(
         &self,
@@ -998,16 +1021,30 @@ impl Winograd3x3 {
         let (ic, oc, b) = (self.ic, self.oc, self.epilogue.block());
         let (oh, ow, planes) = (h * b, w * b, oc / (b * b));
         let threads = pool.map_or(1, |p| p.current_num_threads());
-        let tile = match self.amx {
-            None => self.tile_for(n, h, w, threads),
-            Some(_) => None,
+        ensure!(
+            b >= 2 && tail.ic == planes && self.takes_tail(b, tail),
+            "Winograd3x3: a fused tail needs a depth-to-space onto its input"
+        );
+        // What a job's steps are: Winograd chunks of tile rows, or AMX chunks of input rows;
+        // how many rows of tiles (or input rows) each has.
+        let (tile, side, sub) = match &self.amx {
+            None => {
+                let Some(tile) = self.tile_for(n, h, w, threads) else {
+                    bail!("Winograd3x3: a fused tail needs Winograd or AMX");
+                };
+                let (side, tiles) = (tile.side(), tile.chunk_tiles());
+                (Some(tile), side, tiles / w.div_ceil(side))
+            }
+            Some(_) => (None, 1, AMX_CHUNK / w),
         };
-        let Some(tile) = tile.filter(|_| b >= 2 && tail.ic == planes) else {
-            bail!("Winograd3x3: a fused tail needs Winograd and a depth-to-space onto its input");
-        };
-        let (side, taps) = (tile.side(), direct_taps(tail.oc));
         let th = h.div_ceil(side);
-        let sub = (tile.chunk_tiles() / w.div_ceil(side)).clamp(1, th);
+        let sub = sub.clamp(1, th);
+        let taps = direct_taps(tail.oc);
+        // The products' rows: AMX stores whole groups of columns.
+        let rs = match tile {
+            Some(_) => ow,
+            None => ow.next_multiple_of(amx::PRODUCT_COLUMNS),
+        };
         let per_image = if threads > 1 {
             (CHUNKS_PER_THREAD * threads).min(th)
         } else {
@@ -1017,7 +1054,7 @@ impl Winograd3x3 {
         let per_image = th.div_ceil(job_rows);
         let band_len = job_rows * side * b * ow;
         // Edge products only where a job has a neighbour.
-        let edge_len = if per_image > 1 { 4 * taps * ow } else { 0 };
+        let edge_len = if per_image > 1 { 4 * taps * rs } else { 0 };
         let mut edges = vec![0f32; n * per_image * edge_len];
         // Each job's rows of every tail output plane, and its edge products.
         let mut rest = edges.as_mut_slice();
@@ -1034,30 +1071,50 @@ impl Winograd3x3 {
                 jobs[ni * per_image + ji].0.push(band);
             }
         }
-        let job = |(j, (mut out, edges)): (usize, (Vec<&mut [f32]>, &mut [f32]))| {
+        let job = |(j, (out, edges)): (usize, (Vec<&mut [f32]>, &mut [f32]))| {
             let (ni, ji) = (j / per_image, j % per_image);
             let (t0, t1) = (ji * job_rows, ((ji + 1) * job_rows).min(th));
-            // The job's output rows ra..rb; its edge rows' slots.
+            let (x, res) = (
+                &x[ni * ic * h * w..][..ic * h * w],
+                res.map(|r| &r[ni * oc * h * w..][..oc * h * w]),
+            );
+            // The job's output rows ra..rb.
             let (ra, rb) = (t0 * side * b, (t1 * side).min(h) * b);
-            let slots = [ra, ra + 1, rb - 2, rb - 1];
             SCRATCH.with(|s| -> TractResult<()> {
                 let mut s = s.borrow_mut();
                 let mut band_buf = std::mem::take(&mut s.band);
                 let mut ring = std::mem::take(&mut s.ring);
                 let result = (|| {
                     let (ring, zeros) =
-                        at_least(&mut ring, (3 * taps + 1) * ow).split_at_mut(3 * taps * ow);
+                        at_least(&mut ring, (3 * taps + 1) * rs).split_at_mut(3 * taps * rs);
                     zeros.fill(0.0);
+                    let mut tj = TailJob {
+                        tail,
+                        ra,
+                        slots: [ra, ra + 1, rb - 2, rb - 1],
+                        oh,
+                        ow,
+                        rs,
+                        len: taps * rs,
+                        ring,
+                        zeros,
+                        edges,
+                        out,
+                    };
                     for ty0 in (t0..t1).step_by(sub) {
                         let ty1 = (ty0 + sub).min(t1);
                         let (r0, r1) = (ty0 * side * b, (ty1 * side).min(h) * b);
+                        if tile.is_none() {
+                            self.amx_tail_rows(tail, x, res, h, w, ty0, ty1, &mut s, &mut tj)?;
+                            continue;
+                        }
                         let band = at_least(&mut band_buf, planes * (r1 - r0) * ow);
                         let mut io = ChunkIo {
-                            x: &x[ni * ic * h * w..][..ic * h * w],
-                            res: res.map(|r| &r[ni * oc * h * w..][..oc * h * w]),
+                            x,
+                            res,
                             out: band.chunks_mut((r1 - r0) * ow).collect(),
                             span: Span { h, w, ty0, ty1 },
-                            tile: Some(tile),
+                            tile,
                             stream: false,
                         };
                         self.chunk(&mut io, &mut s)?;
@@ -1067,24 +1124,8 @@ impl Winograd3x3 {
                                 (planes, ow).strides(((r1 - r0) * ow, 1)),
                                 &band[(r - r0) * ow..],
                             )?;
-                            let t = &mut ring[(r % 3) * taps * ow..][..taps * ow];
-                            tail.tap_product(rows, t)?;
-                            if !edges.is_empty() {
-                                for (i, _) in slots.iter().enumerate().filter(|(_, q)| **q == r) {
-                                    edges[i * taps * ow..][..taps * ow].copy_from_slice(t);
-                                }
-                            }
-                            // Output row r - 1 is complete, unless it is the job's first row
-                            // inside the image; the image's last row has no row below it.
-                            let done = r.checked_sub(1).filter(|&q| q > ra || q == 0);
-                            let last = (r + 1 == oh).then_some(r);
-                            for q in done.into_iter().chain(last) {
-                                let t = ring_rows(ring, taps * ow, q, oh);
-                                for (o, plane) in out.iter_mut().enumerate() {
-                                    let line = &mut plane[(q - ra) * ow..][..ow];
-                                    tail.shifted_row(o, t, zeros, line, None);
-                                }
-                            }
+                            tail.tap_product(rows, tj.slot(r))?;
+                            tj.finish(r);
                         }
                     }
                     Ok(())
@@ -1103,7 +1144,7 @@ impl Winograd3x3 {
         }
         // The rows on each side of a boundary between jobs: row q of the upper job's last two
         // and the lower job's first two.
-        let zeros = vec![0f32; ow];
+        let (len, zeros) = (taps * rs, vec![0f32; ow]);
         for ni in 0..n {
             for ji in 1..per_image {
                 let bnd = ji * job_rows * side * b;
@@ -1111,13 +1152,13 @@ impl Winograd3x3 {
                 let lower = &edges[(ni * per_image + ji) * edge_len..][..edge_len];
                 let product = |r: usize| -> Option<&[f32]> {
                     let slot = match r {
-                        _ if r + 2 == bnd => &upper[2 * taps * ow..],
-                        _ if r + 1 == bnd => &upper[3 * taps * ow..],
+                        _ if r + 2 == bnd => &upper[2 * len..],
+                        _ if r + 1 == bnd => &upper[3 * len..],
                         _ if r == bnd => lower,
-                        _ if r == bnd + 1 => &lower[taps * ow..],
+                        _ if r == bnd + 1 => &lower[len..],
                         _ => return None,
                     };
-                    Some(&slot[..taps * ow])
+                    Some(&slot[..len])
                 };
                 for q in [bnd - 1, bnd] {
                     let t = [
@@ -1127,7 +1168,7 @@ impl Winograd3x3 {
                     ];
                     for o in 0..tail.oc {
                         let line = &mut y[((ni * tail.oc + o) * oh + q) * ow..][..ow];
-                        tail.shifted_row(o, t, &zeros, line, None);
+                        tail.shifted_row(o, t, &zeros, rs, line, None);
                     }
                 }
             }
@@ -1135,6 +1176,57 @@ impl Winograd3x3 {
         Ok(())
     }
 
+    /// Input rows `y0..y1` of one image of a bf16 op with a fused bf16 tail
+    /// ([`Self::run_with_tail`]): each AMX row through the epilogue, then, per output row its
+    /// depth-to-space makes, the tail's bf16 pairs and their products into `tj`.
+    #[allow(clippy::too_many_arguments)]
+    fn amx_tail_rows(
+        &self,
+        tail: &Winograd3x3,
+        x: &[f32],
+        res: Option<&[f32]>,
+        h: usize,
+        w: usize,
+        y0: usize,
+        y1: usize,
+        s: &mut Scratch,
+        tj: &mut TailJob,
+    ) -> TractResult<()> {
+        let (Some(wts), Some(a)) = (&self.amx, &tail.amx_taps) else {
+            bail!("Winograd3x3: a bf16 fused tail without its AMX weights");
+        };
+        // One output row's pairs `[a.pair_rows(), rs]`; `b` of them.
+        let b = self.epilogue.block();
+        let one = a.pair_rows() * tj.rs;
+        let pairs = &mut s.pairs;
+        if pairs.len() < b * one {
+            pairs.resize(b * one, 0);
+        }
+        let pairs = &mut pairs[..b * one];
+        // Columns past the row and pair rows past the channels stay zero.
+        pairs.fill(0);
+        let mut failed = Ok(());
+        amx::conv_rows(wts, x, h, w, y0, y1, &mut s.amx, |y, acc, stride| {
+            if failed.is_err() {
+                return;
+            }
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the AMX path runs only where amx::available() saw AVX-512F and BW.
+            #[allow(unsafe_code)]
+            unsafe {
+                self.amx_pairs_avx512(tail, res, h, w, y, acc, stride, pairs, tj.rs)
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            self.amx_pairs(tail, res, h, w, y, acc, stride, pairs, tj.rs);
+            failed = (0..b).try_for_each(|dy| {
+                let r = y * b + dy;
+                amx::products(a, &pairs[dy * one..][..one], tj.rs, tj.slot(r))?;
+                tj.finish(r);
+                Ok(())
+            });
+        })?;
+        failed
+    }
     /// Tile rows `ty0..ty1` of one image (rows of [`DIRECT_ROWS`] for the shifted sums): `io.x`
     /// `[ic, h, w]` into `io.out`, the chunk's rows of each output plane.
     ///
@@ -1266,15 +1358,10 @@ impl Winograd3x3 {
     fn amx_row(&self, io: &mut ChunkIo, y: usize, acc: &mut [f32], stride: usize) {
         let Span { h, w, ty0: y0, .. } = io.span;
         let (oc, b) = (self.oc, self.epilogue.block());
-        for o in 0..oc {
-            let line = &mut acc[o * stride..][..w];
-            let bias = self.bias[o];
-            for v in line.iter_mut() {
-                *v += bias;
-            }
-            self.finish_epilogue(line, io.res.map(|r| &r[(o * h + y) * w..][..w]));
-            if b == 1 {
-                io.out[o][(y - y0) * w..][..w].copy_from_slice(line);
+        self.amx_finish(io.res, h, w, y, acc, stride);
+        if b == 1 {
+            for o in 0..oc {
+                io.out[o][(y - y0) * w..][..w].copy_from_slice(&acc[o * stride..][..w]);
             }
         }
         if b > 1 {
@@ -1290,6 +1377,81 @@ impl Winograd3x3 {
                         super::depth_to_space::interleave(row, b, src);
                     }
                 }
+            }
+        }
+    }
+
+    /// Input row `y`'s AMX sums `acc` (output channel `o` at `acc[o·stride..]`, `w` columns)
+    /// plus the bias, then [`Self::finish_epilogue`] (with the image's residual `res`), in place.
+    #[inline(always)]
+    fn amx_finish(
+        &self,
+        res: Option<&[f32]>,
+        h: usize,
+        w: usize,
+        y: usize,
+        acc: &mut [f32],
+        stride: usize,
+    ) {
+        for o in 0..self.oc {
+            let line = &mut acc[o * stride..][..w];
+            let bias = self.bias[o];
+            for v in line.iter_mut() {
+                *v += bias;
+            }
+            self.finish_epilogue(line, res.map(|r| &r[(o * h + y) * w..][..w]));
+        }
+    }
+
+    /// [`Self::amx_pairs`] compiled for AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    fn amx_pairs_avx512(
+        &self,
+        tail: &Winograd3x3,
+        res: Option<&[f32]>,
+        h: usize,
+        w: usize,
+        y: usize,
+        acc: &mut [f32],
+        stride: usize,
+        pairs: &mut [u32],
+        rs: usize,
+    ) {
+        self.amx_pairs(tail, res, h, w, y, acc, stride, pairs, rs)
+    }
+
+    /// Input row `y`'s AMX sums through the epilogue ([`Self::amx_finish`]), then the `b`
+    /// output rows its depth-to-space makes as the bf16 tail's input: `pairs` `[b,
+    /// pair_rows, rs]`, pair row `p` channels `2p` and `2p + 1` of the tail ([`amx::pair_row`]).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn amx_pairs(
+        &self,
+        tail: &Winograd3x3,
+        res: Option<&[f32]>,
+        h: usize,
+        w: usize,
+        y: usize,
+        acc: &mut [f32],
+        stride: usize,
+        pairs: &mut [u32],
+        rs: usize,
+    ) {
+        self.amx_finish(res, h, w, y, acc, stride);
+        let (oc, b, planes) = (self.oc, self.epilogue.block(), tail.ic);
+        let acc = &*acc;
+        let channel = |p: usize, k: usize| &acc[self.epilogue.channel(p, k, oc) * stride..][..w];
+        let cp = planes.div_ceil(2);
+        for (dy, rows) in pairs.chunks_exact_mut(pairs.len() / b).enumerate() {
+            for (p, row) in rows.chunks_exact_mut(rs).take(cp).enumerate() {
+                amx::pair_row(
+                    &mut row[..w * b],
+                    b,
+                    |dx| channel(2 * p, dy * b + dx),
+                    |dx| (2 * p + 1 < planes).then(|| channel(2 * p + 1, dy * b + dx)),
+                );
             }
         }
     }
@@ -1349,6 +1511,7 @@ impl Winograd3x3 {
                     o,
                     t,
                     zeros,
+                    w,
                     line,
                     io.res.map(|r| &r[(o * h + y) * w..][..w]),
                 );
@@ -1371,14 +1534,15 @@ impl Winograd3x3 {
     }
 
     /// Output channel `o`'s row `y` (`line`) from the products `t` of input rows `y - 1`, `y`,
-    /// `y + 1` ([`Self::tap_product`]; `None` outside the image, read as `zeros`), plus the
-    /// bias and the epilogue (with the residual row `res`).
+    /// `y + 1` ([`Self::tap_product`], tap rows `stride` apart; `None` outside the image, read
+    /// as `zeros`), plus the bias and the epilogue (with the residual row `res`).
     #[inline(always)]
     fn shifted_row(
         &self,
         o: usize,
         t: [Option<&[f32]>; 3],
         zeros: &[f32],
+        stride: usize,
         line: &mut [f32],
         res: Option<&[f32]>,
     ) {
@@ -1386,7 +1550,7 @@ impl Winograd3x3 {
         // Tap (ky, kx)'s row.
         let tap = |i: usize| -> &[f32] {
             match t[i / 3] {
-                Some(t) => &t[(o * 9 + i) * w..][..w],
+                Some(t) => &t[(o * 9 + i) * stride..][..w],
                 None => &zeros[..w],
             }
         };
@@ -1508,6 +1672,53 @@ impl Winograd3x3 {
         }
         if let Some(q) = &self.epilogue.quant_after {
             q.apply(line);
+        }
+    }
+}
+
+/// One job of [`Winograd3x3::run_with_tail`]: the ring of the tail's 1×1 products of the op's
+/// output rows (row `r` in slot `r % 3`, `len` values, tap rows `rs` apart), the products of the
+/// job's edge rows `slots` kept for after the jobs, and its rows (from `ra`) of the tail's
+/// output planes.
+struct TailJob<'a> {
+    tail: &'a Winograd3x3,
+    ra: usize,
+    slots: [usize; 4],
+    oh: usize,
+    ow: usize,
+    rs: usize,
+    len: usize,
+    ring: &'a mut [f32],
+    zeros: &'a [f32],
+    edges: &'a mut [f32],
+    out: Vec<&'a mut [f32]>,
+}
+
+impl TailJob<'_> {
+    /// Where the products of the op's output row `r` go.
+    fn slot(&mut self, r: usize) -> &mut [f32] {
+        &mut self.ring[(r % 3) * self.len..][..self.len]
+    }
+
+    /// After row `r`'s products: keeps them if `r` is an edge row, and sums the tail's output
+    /// rows they complete: row `r - 1` (unless it is the job's first row inside the image,
+    /// summed after the jobs) and, at the image's bottom, row `r`.
+    fn finish(&mut self, r: usize) {
+        let len = self.len;
+        if !self.edges.is_empty() {
+            let t = &self.ring[(r % 3) * len..][..len];
+            for (i, _) in self.slots.iter().enumerate().filter(|(_, q)| **q == r) {
+                self.edges[i * len..][..len].copy_from_slice(t);
+            }
+        }
+        let done = r.checked_sub(1).filter(|&q| q > self.ra || q == 0);
+        let last = (r + 1 == self.oh).then_some(r);
+        for q in done.into_iter().chain(last) {
+            let t = ring_rows(self.ring, len, q, self.oh);
+            for (o, plane) in self.out.iter_mut().enumerate() {
+                let line = &mut plane[(q - self.ra) * self.ow..][..self.ow];
+                self.tail.shifted_row(o, t, self.zeros, self.rs, line, None);
+            }
         }
     }
 }
@@ -2179,5 +2390,113 @@ pub(crate) mod tests {
             ..Epilogue::default()
         };
         assert!(plain.with_epilogue(mismatch).is_err());
+    }
+
+    /// A bf16 tail fused into a bf16 upsampler ([`Winograd3x3::amx_tail_rows`]) against the
+    /// two bf16 ops: the tail's inputs are the same bf16-rounded values either way and every
+    /// product of two bf16 values is exact in float32, so the two differ only in the order of
+    /// the float32 sums, each of 9·IC products and the bias: by at most 2 · 9·IC · 2⁻²⁴ times
+    /// the sum of the terms' magnitudes (taken in float64 from the rounded values). One and two
+    /// images, sizes with a partial group of 32 output columns, one row, one column; the
+    /// calling thread and pools of 2 and 3 (jobs and boundary rows); a tail of 6 channels (one
+    /// step of 32, pair rows past the channels) and of 40 (two steps); both depth-to-space
+    /// modes, with and without LeakyReLU and a residual. Skipped without AMX.
+    #[test]
+    fn a_fused_bf16_tail_matches_the_two_ops() {
+        if !amx::available() {
+            eprintln!("no AMX bf16 here: skipped");
+            return;
+        }
+        let pools = pools_of_2_and_3();
+        for (ic, planes, toc) in [(5, 6, 3), (32, 40, 2)] {
+            let oc = planes * 4;
+            let (wts, b) = (values(oc * ic * 9, 21), values(oc, 22));
+            let (tw, tb) = (values(toc * planes * 9, 23), values(toc, 24));
+            for (s, crd) in (0..4).flat_map(|s| [(s, false), (s, true)]) {
+                let (leaky_relu, residual) = ((s & 1 == 1).then_some(0.1f32), s & 2 == 2);
+                let up = Winograd3x3::new(&wts, Some(&b), oc, ic, TileChoice::BySize)
+                    .and_then(|op| op.with_bf16(&wts))
+                    .and_then(|op| {
+                        op.with_epilogue(Epilogue {
+                            leaky_relu,
+                            residual,
+                            depth_to_space: Some((2, crd)),
+                            ..Epilogue::default()
+                        })
+                    })
+                    .expect("upsampler");
+                let tail = Winograd3x3::new(&tw, Some(&tb), toc, planes, TileChoice::BySize)
+                    .and_then(|op| op.with_bf16(&tw))
+                    .expect("tail");
+                let mut e = up.epilogue.clone();
+                e.then = Some(Arc::new(tail.clone()));
+                let fused = up.clone().with_epilogue(e).expect("fused");
+                for &(n, h, w) in &[(1, 23, 21), (2, 7, 17), (1, 1, 40), (1, 5, 1)] {
+                    let x = values(n * ic * h * w, 25);
+                    let res = values(n * oc * h * w, 26);
+                    let r = residual.then_some(res.as_slice());
+                    let mut mid = vec![0f32; n * planes * 4 * h * w];
+                    up.run_on(None, &x, r, &mut mid, n, h, w, false)
+                        .expect("upsampler");
+                    let (oh, ow) = (2 * h, 2 * w);
+                    let mut want = vec![0f32; n * toc * oh * ow];
+                    tail.run_on(None, &mid, None, &mut want, n, oh, ow, false)
+                        .expect("tail");
+                    // Σ|terms| of each tail output, from the rounded values.
+                    let mut mag = vec![0f64; want.len()];
+                    for ((ni, o), (yy, xx)) in (0..n)
+                        .flat_map(|ni| (0..toc).map(move |o| (ni, o)))
+                        .flat_map(|no| {
+                            (0..oh).flat_map(move |y| (0..ow).map(move |x| (no, (y, x))))
+                        })
+                    {
+                        let mut m = f64::from(tb[o].abs());
+                        for c in 0..planes {
+                            for (ky, kx) in (0..3).flat_map(|ky| (0..3).map(move |kx| (ky, kx))) {
+                                let (iy, ix) =
+                                    ((yy + ky).wrapping_sub(1), (xx + kx).wrapping_sub(1));
+                                if iy < oh && ix < ow {
+                                    let v = mid[((ni * planes + c) * oh + iy) * ow + ix];
+                                    let g = tw[((o * planes + c) * 3 + ky) * 3 + kx];
+                                    m += f64::from(amx::round_bf16(v).abs())
+                                        * f64::from(amx::round_bf16(g).abs());
+                                }
+                            }
+                        }
+                        mag[((ni * toc + o) * oh + yy) * ow + xx] = m;
+                    }
+                    let scale = 2.0 * 9.0 * planes as f64 * 2f64.powi(-24);
+                    for p in [None, Some(&pools[0]), Some(&pools[1])] {
+                        let mut got = vec![f32::NAN; want.len()];
+                        fused
+                            .run_on(p, &x, r, &mut got, n, h, w, false)
+                            .expect("fused");
+                        let bad = (0..want.len()).find(|&i| {
+                            let d = f64::from(got[i] - want[i]).abs();
+                            d.is_nan() || d > scale * mag[i]
+                        });
+                        assert!(
+                            bad.is_none(),
+                            "{ic}→{oc}→{toc}, {n}x{h}x{w}, stage {s}, crd {crd}, threads {}: value {bad:?}: {} vs {}",
+                            p.map_or(1, |p| p.current_num_threads()),
+                            bad.map_or(0.0, |i| got[i]),
+                            bad.map_or(0.0, |i| want[i]),
+                        );
+                    }
+                }
+            }
+            // Precisions do not mix: a float32 tail does not go into a bf16 upsampler.
+            let up = Winograd3x3::new(&wts, Some(&b), oc, ic, TileChoice::BySize)
+                .and_then(|op| op.with_bf16(&wts))
+                .expect("upsampler");
+            let f32_tail =
+                Winograd3x3::new(&tw, Some(&tb), toc, planes, TileChoice::BySize).expect("tail");
+            let mixed = Epilogue {
+                depth_to_space: Some((2, false)),
+                then: Some(Arc::new(f32_tail)),
+                ..Epilogue::default()
+            };
+            assert!(up.with_epilogue(mixed).is_err());
+        }
     }
 }
