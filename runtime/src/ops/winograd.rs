@@ -1358,13 +1358,19 @@ impl Winograd3x3 {
     fn amx_row(&self, io: &mut ChunkIo, y: usize, acc: &mut [f32], stride: usize) {
         let Span { h, w, ty0: y0, .. } = io.span;
         let (oc, b) = (self.oc, self.epilogue.block());
-        self.amx_finish(io.res, h, w, y, acc, stride);
         if b == 1 {
-            for o in 0..oc {
-                io.out[o][(y - y0) * w..][..w].copy_from_slice(&acc[o * stride..][..w]);
+            // The sums plus the bias straight into the output row, finished there: one pass
+            // over the sums, not one in place and a copy.
+            for (o, rows) in io.out.iter_mut().enumerate() {
+                let line = &mut rows[(y - y0) * w..][..w];
+                let bias = self.bias[o];
+                for (v, a) in line.iter_mut().zip(&acc[o * stride..][..w]) {
+                    *v = a + bias;
+                }
+                self.finish_epilogue(line, io.res.map(|r| &r[(o * h + y) * w..][..w]));
             }
-        }
-        if b > 1 {
+        } else {
+            self.amx_finish(io.res, h, w, y, acc, stride);
             let acc = &*acc;
             for (p, rows) in io.out.iter_mut().enumerate() {
                 for dy in 0..b {
@@ -2215,17 +2221,28 @@ pub(crate) mod tests {
         // shifted sums.
         for tile in [Tile::F43, Tile::F63] {
             for oc in [36, 4, 3] {
-                fused_epilogue_case(&pool, oc, tile);
+                fused_epilogue_case(&pool, oc, tile, false);
+            }
+        }
+        // The AMX path's epilogue (its rows finished in the sums' buffer, or straight into
+        // the output without depth-to-space) against the same chain after the plain bf16 op.
+        if amx::available() {
+            for oc in [36, 4, 3] {
+                fused_epilogue_case(&pool, oc, Tile::F43, true);
             }
         }
     }
 
-    fn fused_epilogue_case(pool: &rayon::ThreadPool, oc: usize, tile: Tile) {
+    fn fused_epilogue_case(pool: &rayon::ThreadPool, oc: usize, tile: Tile, bf16: bool) {
         let (n, ic, h, w) = (2, 5, 11, 14);
         let x = values(n * ic * h * w, 4);
         let res = values(n * oc * h * w, 5);
         let (wts, b) = (values(oc * ic * 9, 6), values(oc, 7));
-        let plain = Winograd3x3::new(&wts, Some(&b), oc, ic, TileChoice::Fixed(tile)).expect("op");
+        let mut plain =
+            Winograd3x3::new(&wts, Some(&b), oc, ic, TileChoice::Fixed(tile)).expect("op");
+        if bf16 {
+            plain = plain.with_bf16(&wts).expect("bf16");
+        }
         // The plain output by the algorithm the fused op uses (with depth-to-space, Winograd).
         let mut winograd = plain.clone();
         winograd.direct = None;
@@ -2293,7 +2310,7 @@ pub(crate) mod tests {
                         .all(|(a, b)| a.to_bits() == b.to_bits());
                     assert!(
                         same,
-                        "{tile} {oc} channels, {e:?}, pool {}, stream {stream}",
+                        "{tile} {oc} channels, bf16 {bf16}, {e:?}, pool {}, stream {stream}",
                         p.is_some()
                     );
                 }
