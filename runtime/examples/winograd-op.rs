@@ -73,11 +73,11 @@ fn main() -> Result<()> {
     let x = values(a.ic * h * w, 3);
     let [_, c, oh, ow] = op.output_shape(1, h, w);
     let mut y = vec![0f32; c * oh * ow];
-    op.run(&x, None, &mut y, 1, h, w)?;
+    op.run(&x, None, None, &mut y, 1, h, w)?;
     let mut times = Vec::with_capacity(a.iters);
     for _ in 0..a.iters.max(1) {
         let t = Instant::now();
-        op.run(&x, None, &mut y, 1, h, w)?;
+        op.run(&x, None, None, &mut y, 1, h, w)?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);

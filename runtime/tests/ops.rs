@@ -84,7 +84,9 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 /// convolutions differently (measured 6e-7; tolerance 1e-5); Winograd F(4,3) and F(6,3) change
 /// float32 rounding only: within 1e-4 on an output in [0, 1] after every dense 3×3 convolution
 /// is substituted (the tolerance of tiled = untiled; measured on x86-64 6.0e-7 and 7.2e-7), with
-/// the LeakyReLUs, residual adds and depth-to-space that follow them fused in.
+/// the LeakyReLUs, residual adds and depth-to-space that follow them fused in, and the
+/// depthwise convolutions and LeakyReLUs before the IDR-DCRB blocks' convolutions computed
+/// inside them.
 #[test]
 fn substituted_ops_give_tracts_output_on_trained_weights() {
     let (h, w) = (37, 45);
@@ -118,6 +120,9 @@ fn substituted_ops_give_tracts_output_on_trained_weights() {
         assert!(done.fused >= 11, "{done:?}");
         // The SR network's `add_mean` (1×1) composed into its tail convolution.
         assert_eq!(done.pointwise, 1, "{done:?}");
+        // Each of the 8 IDR-DCRB blocks' depthwise convolution (its kernels generated from the
+        // IDR in the graph) and LeakyReLU, computed inside the convolution after them.
+        assert_eq!(done.prologue, 8, "{done:?}");
         let d = max_diff(&reference, &sr(&p, &x));
         eprintln!(
             "Winograd {tile} vs tract, student-edge dynamic {h}x{w}: max |Δ| {d:.2e}, {done:?}"

@@ -30,6 +30,8 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
+use super::depthwise::Depthwise;
+
 /// Output channels per accumulator tile (its rows) and columns per tile (its 16 float32s).
 pub const BLOCK: usize = 16;
 /// Input channels per step (32 bf16 per row of an A tile).
@@ -272,6 +274,8 @@ pub fn available() -> bool {
 pub struct Scratch {
     input: Vec<u32>,
     acc: Vec<f32>,
+    /// Two rows of a prologue's depthwise output and a zero row.
+    dw: Vec<f32>,
 }
 
 impl Scratch {
@@ -280,17 +284,20 @@ impl Scratch {
         Self {
             input: Vec::new(),
             acc: Vec::new(),
+            dw: Vec::new(),
         }
     }
 }
 
-/// Output rows `y0..y1` of the convolution (zero padding 1) of `x` `[ic, h, w]` by `wts`, each
-/// handed to `row(y, acc, stride)` (to finish in place) as `oc` rows of float32 sums without the bias, output
-/// channel `o` at `acc[o·stride..][..w]`.
+/// Output rows `y0..y1` of the convolution (zero padding 1) of `x` `[ic, h, w]` (or, with `dw`,
+/// of its depthwise convolution, each input row computed as it is converted) by `wts`, each
+/// handed to `row(y, acc, stride)` (to finish in place) as `oc` rows of float32 sums without the
+/// bias, output channel `o` at `acc[o·stride..][..w]`.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_rows(
     wts: &Bf16Weights,
     x: &[f32],
+    dw: Option<Depthwise>,
     h: usize,
     w: usize,
     y0: usize,
@@ -314,7 +321,7 @@ pub fn conv_rows(
     // SAFETY: available() saw AVX-512F and AVX-512BW.
     #[allow(unsafe_code)]
     unsafe {
-        imp::conv_rows(wts, x, h, w, y0, y1, s, row)
+        imp::conv_rows(wts, x, dw, h, w, y0, y1, s, row)
     }
 }
 
@@ -372,11 +379,14 @@ mod imp {
         }
     }
 
-    /// Input rows `y0 - 1 ..= y1` of `x` `[ic, h, w]` (zeros outside the image) into `buf`
+    /// Input rows `y0 - 1 ..= y1` of `x` `[ic, h, w]` (zeros outside the image; with `dw`, of
+    /// its depthwise convolution, computed here a row at a time into `tmp`) into `buf`
     /// `[rows][ic/2][wp]` bf16 pairs, column `x` at `x + 1` (zeros at 0 and past `w`).
     #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
     fn to_pairs(
         x: &[f32],
+        dw: Option<Depthwise>,
         ic: usize,
         h: usize,
         w: usize,
@@ -385,7 +395,15 @@ mod imp {
         cp: usize,
         wp: usize,
         buf: &mut [u32],
+        tmp: &mut Vec<f32>,
     ) {
+        if dw.is_some() && tmp.len() < 3 * w {
+            tmp.resize(3 * w, 0.0);
+        }
+        let n = tmp.len();
+        let (ta, rest) = tmp.split_at_mut(w.min(n));
+        let (tb, zeros) = rest.split_at_mut(w.min(n - ta.len()));
+        zeros.fill(0.0);
         for (r, yy) in (y0..y1 + 2).enumerate() {
             for p in 0..cp {
                 let dst = &mut buf[(r * cp + p) * wp..][..wp];
@@ -394,10 +412,27 @@ mod imp {
                     dst.fill(0);
                     continue;
                 }
-                let a = &x[((2 * p) * h + y) * w..][..w];
+                let has_b = 2 * p + 1 < ic;
+                let (a, b): (&[f32], &[f32]) = match dw {
+                    None => (
+                        &x[((2 * p) * h + y) * w..][..w],
+                        if has_b {
+                            &x[((2 * p + 1) * h + y) * w..][..w]
+                        } else {
+                            &[]
+                        },
+                    ),
+                    Some(dw) => {
+                        let plane = |c: usize| &x[c * h * w..][..h * w];
+                        dw.row(plane(2 * p), 2 * p, h, w, y, zeros, ta);
+                        if has_b {
+                            dw.row(plane(2 * p + 1), 2 * p + 1, h, w, y, zeros, tb);
+                        }
+                        (&ta[..], if has_b { &tb[..] } else { &[] })
+                    }
+                };
                 dst[0] = 0;
-                if 2 * p + 1 < ic {
-                    let b = &x[((2 * p + 1) * h + y) * w..][..w];
+                if has_b {
                     for ((d, a), b) in dst[1..=w].iter_mut().zip(a).zip(b) {
                         *d = pair(*a, *b);
                     }
@@ -526,6 +561,7 @@ mod imp {
     pub(super) unsafe fn conv_rows(
         wts: &Bf16Weights,
         x: &[f32],
+        dw: Option<Depthwise>,
         h: usize,
         w: usize,
         y0: usize,
@@ -547,7 +583,7 @@ mod imp {
         if s.acc.len() < acc_len {
             s.acc.resize(acc_len, 0.0);
         }
-        to_pairs(x, wts.ic, h, w, y0, y1, cp, wp, &mut s.input);
+        to_pairs(x, dw, wts.ic, h, w, y0, y1, cp, wp, &mut s.input, &mut s.dw);
         // The B tile of (tap, step) for row 0, columns 0..16, in bytes from the buffer's start.
         let offsets: Vec<isize> = (0..9)
             .flat_map(|tap| {
@@ -648,6 +684,7 @@ mod imp {
     pub(super) unsafe fn conv_rows(
         _: &Bf16Weights,
         _: &[f32],
+        _: Option<Depthwise>,
         _: usize,
         _: usize,
         _: usize,
@@ -729,7 +766,7 @@ mod tests {
             let mut s = Scratch::default();
             // Two chunks, as the op calls it.
             for (y0, y1) in [(0, h / 2), (h / 2, h)] {
-                conv_rows(&packed, &x, h, w, y0, y1, &mut s, |y, acc, stride| {
+                conv_rows(&packed, &x, None, h, w, y0, y1, &mut s, |y, acc, stride| {
                     for o in 0..oc {
                         got[(o * h + y) * w..][..w].copy_from_slice(&acc[o * stride..][..w]);
                     }

@@ -63,6 +63,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
 use super::amx::{self, Bf16Rows, Bf16Weights};
+use super::depthwise::Depthwise;
 use super::qdq::QuantTable;
 
 /// Outputs of at least this many bytes with a fused depth-to-space by 2 are written with
@@ -543,6 +544,8 @@ pub struct Winograd3x3 {
     /// [`Self::direct`] as AMX A tiles, when the op computes in bf16 and has them: the 1×1
     /// products of a bf16 tail fused into a bf16 upsampler ([`Winograd3x3::run_with_tail`]).
     amx_taps: Option<Arc<Bf16Rows>>,
+    /// What the op computes from its input before the convolution (see [`Prologue`]).
+    pub prologue: Option<Prologue>,
     /// What the op does to the convolution's output before storing it (see [`Epilogue`]).
     pub epilogue: Epilogue,
     /// The variant of [`Self::chunk`] to run.
@@ -569,6 +572,7 @@ impl PartialEq for Winograd3x3 {
             && self.oc == other.oc
             && self.choice == other.choice
             && self.epilogue == other.epilogue
+            && self.prologue == other.prologue
             && same_opt(&self.u43, &other.u43)
             && same_opt(&self.u63, &other.u63)
             && same(&self.bias, &other.bias)
@@ -585,6 +589,20 @@ impl PartialEq for Winograd3x3 {
 }
 
 impl Eq for Winograd3x3 {}
+
+/// What precedes the convolution inside the op: an IDR-DCRB block's depthwise 3×3 convolution
+/// (stride 1, padding 1, its kernels `[ic, 1, 3, 3]` the op's second input: generated from the
+/// IDR per image in the dynamic and split graphs, constants in a folded one) and the LeakyReLU
+/// after it ([`super::depthwise`]). The op's input is then the depthwise convolution's; each
+/// row the convolution reads is computed from it as the chunk converts its input rows (the
+/// same rows for every chunk that reads them), and the two ops' outputs are never stored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prologue {
+    /// The depthwise convolution's constant bias `[ic]`, if it has one.
+    pub bias: Option<Arc<Vec<f32>>>,
+    /// LeakyReLU's slope for negative values.
+    pub leaky_relu: Option<f32>,
+}
 
 /// What follows the convolution inside the op, in this order: the bias (always), a LeakyReLU,
 /// an int8 graph's activation quantization ([`QuantTable`]), a residual added (the op's second
@@ -683,6 +701,8 @@ struct Scratch {
     band: Vec<f32>,
     /// A fused bf16 tail's input rows as bf16 pairs ([`Winograd3x3::amx_tail_rows`]).
     pairs: Vec<u32>,
+    /// A chunk's rows of the prologue's depthwise output, one channel, and a zero row.
+    dw: Vec<f32>,
     amx: amx::Scratch,
 }
 
@@ -695,6 +715,7 @@ thread_local! {
             ring: Vec::new(),
             band: Vec::new(),
             pairs: Vec::new(),
+            dw: Vec::new(),
             amx: amx::Scratch::new(),
         })
     };
@@ -759,6 +780,7 @@ impl Winograd3x3 {
             }),
             amx: None,
             amx_taps: None,
+            prologue: None,
             epilogue: Epilogue::default(),
             #[cfg(target_arch = "x86_64")]
             simd: detected_simd_level(),
@@ -808,6 +830,51 @@ impl Winograd3x3 {
         Ok(self)
     }
 
+    /// The op with `prologue` fused: its input becomes the depthwise convolution's, its
+    /// second input the depthwise kernels. Only for ops that compute by Winograd or AMX (not
+    /// the shifted sums) and take no fused tail.
+    pub fn with_prologue(mut self, prologue: Prologue) -> TractResult<Self> {
+        ensure!(
+            self.takes_prologue(),
+            "Winograd3x3: {}→{} cannot take a depthwise prologue",
+            self.ic,
+            self.oc
+        );
+        if let Some(b) = &prologue.bias {
+            ensure!(
+                b.len() == self.ic,
+                "Winograd3x3: depthwise bias of {} values, {} expected",
+                b.len(),
+                self.ic
+            );
+        }
+        self.prologue = Some(prologue);
+        Ok(self)
+    }
+
+    /// Whether [`Self::with_prologue`] accepts a prologue.
+    pub(crate) fn takes_prologue(&self) -> bool {
+        self.prologue.is_none() && self.direct_weights().is_none() && self.epilogue.then.is_none()
+    }
+
+    /// The prologue's depthwise convolution with the kernels `kernel` (`[ic, 9]`).
+    fn depthwise<'a>(&'a self, kernel: Option<&'a [f32]>) -> TractResult<Option<Depthwise<'a>>> {
+        match (&self.prologue, kernel) {
+            (None, None) => Ok(None),
+            (Some(p), Some(k)) if k.len() == self.ic * 9 => Ok(Some(Depthwise {
+                kernel: k,
+                bias: p.bias.as_deref().map(Vec::as_slice),
+                leaky_relu: p.leaky_relu,
+            })),
+            (p, k) => bail!(
+                "Winograd3x3: depthwise kernels of {:?} values for a prologue {:?} ({} channels)",
+                k.map(<[f32]>::len),
+                p,
+                self.ic
+            ),
+        }
+    }
+
     /// Whether `tail` can be fused into this op after a depth-to-space by `block`
     /// ([`Epilogue::then`]): the same precision on both sides (float32: the op's Winograd and
     /// the tail's shifted sums; bf16: both on AMX), a block of at least 2 (so each job of
@@ -815,6 +882,7 @@ impl Winograd3x3 {
     /// and nothing fused into the tail that reads a second input or another tail.
     pub(crate) fn takes_tail(&self, block: usize, tail: &Winograd3x3) -> bool {
         block >= 2
+            && self.prologue.is_none()
             && self.is_bf16() == tail.is_bf16()
             && (!tail.is_bf16() || tail.amx_taps.is_some())
             && tail.ic * block * block == self.oc
@@ -872,12 +940,15 @@ impl Winograd3x3 {
             .map_or(self.oc / (b * b), |t| t.oc)
     }
 
-    /// The convolution of `x` `[n, ic, h, w]` (plus the epilogue, with the residual `res`
-    /// `[n, oc, h, w]` when it has one) into `y` (see [`Self::output_shape`]), on tract's
-    /// executor threads when it has several.
+    /// The convolution of `x` `[n, ic, h, w]` (after the prologue, with the depthwise kernels
+    /// `dw` `[ic, 9]` when it has one; plus the epilogue, with the residual `res` `[n, oc, h,
+    /// w]` when it has one) into `y` (see [`Self::output_shape`]), on tract's executor threads
+    /// when it has several.
+    #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
         x: &[f32],
+        dw: Option<&[f32]>,
         res: Option<&[f32]>,
         y: &mut [f32],
         n: usize,
@@ -889,7 +960,7 @@ impl Winograd3x3 {
             _ => None,
         };
         let stream = self.epilogue.block() == 2 && std::mem::size_of_val(y) >= STREAM_MIN_BYTES;
-        self.run_on(pool.as_deref(), x, res, y, n, h, w, stream)
+        self.run_on(pool.as_deref(), x, dw, res, y, n, h, w, stream)
     }
 
     /// [`Self::run`] on `pool`'s threads, or the calling thread's.
@@ -904,6 +975,7 @@ impl Winograd3x3 {
         &self,
         pool: Option<&rayon::ThreadPool>,
         x: &[f32],
+        dw: Option<&[f32]>,
         res: Option<&[f32]>,
         y: &mut [f32],
         n: usize,
@@ -923,6 +995,7 @@ impl Winograd3x3 {
             res.map(<[f32]>::len),
             self.epilogue.residual
         );
+        let dw = self.depthwise(dw)?;
         if n == 0 || h == 0 || w == 0 {
             return Ok(());
         }
@@ -966,6 +1039,7 @@ impl Winograd3x3 {
             let ty1 = (ty0 + rows).min(th);
             let mut io = ChunkIo {
                 x: &x[ni * ic * h * w..][..ic * h * w],
+                dw,
                 res: res.map(|r| &r[ni * oc * h * w..][..oc * h * w]),
                 out,
                 span: Span { h, w, ty0, ty1 },
@@ -1111,6 +1185,7 @@ impl Winograd3x3 {
                         let band = at_least(&mut band_buf, planes * (r1 - r0) * ow);
                         let mut io = ChunkIo {
                             x,
+                            dw: None,
                             res,
                             out: band.chunks_mut((r1 - r0) * ow).collect(),
                             span: Span { h, w, ty0, ty1 },
@@ -1206,7 +1281,7 @@ impl Winograd3x3 {
         // Columns past the row and pair rows past the channels stay zero.
         pairs.fill(0);
         let mut failed = Ok(());
-        amx::conv_rows(wts, x, h, w, y0, y1, &mut s.amx, |y, acc, stride| {
+        amx::conv_rows(wts, x, None, h, w, y0, y1, &mut s.amx, |y, acc, stride| {
             if failed.is_err() {
                 return;
             }
@@ -1298,8 +1373,27 @@ impl Winograd3x3 {
             &mut s.work,
             work_len::<T, P>(w, self.epilogue.block(), tiles),
         );
-        for c in 0..ic {
-            input_tiles::<T, P, A>(&io.x[c * h * w..][..h * w], span, c, ic, v, work);
+        match io.dw {
+            None => {
+                for c in 0..ic {
+                    let plane = &io.x[c * h * w..][..h * w];
+                    input_tiles::<T, P, A>(plane, 0, span, c, ic, v, work);
+                }
+            }
+            Some(dw) => {
+                // The rows the chunk's tiles read, of the depthwise convolution's output.
+                let (lo, hi) = ((T * ty0).saturating_sub(1), (T * ty1 + 1).min(h));
+                let (rows, zeros) =
+                    at_least(&mut s.dw, (hi - lo + 1) * w).split_at_mut((hi - lo) * w);
+                zeros.fill(0.0);
+                for c in 0..ic {
+                    let plane = &io.x[c * h * w..][..h * w];
+                    for (y, row) in (lo..hi).zip(rows.chunks_exact_mut(w)) {
+                        dw.row(plane, c, h, w, y, zeros, row);
+                    }
+                    input_tiles::<T, P, A>(rows, lo, span, c, ic, v, work);
+                }
+            }
         }
         for k in 0..P * P {
             let a = ArrayView2::from_shape((oc, ic), &u[k * oc * ic..][..oc * ic])?;
@@ -1327,17 +1421,27 @@ impl Winograd3x3 {
     ) -> TractResult<()> {
         let Span { h, w, ty0, ty1 } = io.span;
         let rows = ty0..ty1.min(h);
-        let x = io.x;
-        amx::conv_rows(wts, x, h, w, rows.start, rows.end, s, |y, acc, stride| {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: the AMX path runs only where amx::available() saw AVX-512F and BW.
-            #[allow(unsafe_code)]
-            unsafe {
-                self.amx_row_avx512(io, y, acc, stride)
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            self.amx_row(io, y, acc, stride)
-        })?;
+        let (x, dw) = (io.x, io.dw);
+        amx::conv_rows(
+            wts,
+            x,
+            dw,
+            h,
+            w,
+            rows.start,
+            rows.end,
+            s,
+            |y, acc, stride| {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the AMX path runs only where amx::available() saw AVX-512F and BW.
+                #[allow(unsafe_code)]
+                unsafe {
+                    self.amx_row_avx512(io, y, acc, stride)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                self.amx_row(io, y, acc, stride)
+            },
+        )?;
         if io.stream {
             super::depth_to_space::store_fence();
         }
@@ -1803,6 +1907,8 @@ struct Span {
 struct ChunkIo<'a> {
     /// The image's input `[ic, h, w]`.
     x: &'a [f32],
+    /// The prologue's depthwise convolution, whose output the convolution reads.
+    dw: Option<Depthwise<'a>>,
     /// The image's residual `[oc, h, w]`, when the epilogue adds one.
     res: Option<&'a [f32]>,
     /// The chunk's band of each output plane.
@@ -1832,7 +1938,8 @@ fn work_len<const T: usize, const P: usize>(w: usize, b: usize, tiles: usize) ->
 }
 
 /// The transformed P×P patches of tile rows `ty0..ty1` of input channel `c`'s plane `[h, w]`
-/// (zero padding 1), into `v` `[P², ic, tiles]` (tile `(ty - ty0)·tw + tx`).
+/// (zero padding 1), into `v` `[P², ic, tiles]` (tile `(ty - ty0)·tw + tx`). `plane` holds the
+/// rows from `first` on (all of them, or the rows the chunk reads of a prologue's output).
 ///
 /// Per tile row: its P input rows (a zero row for those in the padding) go through `Bᵀ ·`
 /// lane-wise (one lane per column) into rows that hold columns -1 .. T·tw + T - 2 (zeros
@@ -1843,6 +1950,7 @@ fn work_len<const T: usize, const P: usize>(w: usize, b: usize, tiles: usize) ->
 #[inline(always)]
 fn input_tiles<const T: usize, const P: usize, A: Algorithm<T, P>>(
     plane: &[f32],
+    first: usize,
     Span { h, w, ty0, ty1 }: Span,
     c: usize,
     ic: usize,
@@ -1866,7 +1974,11 @@ fn input_tiles<const T: usize, const P: usize, A: Algorithm<T, P>>(
     for ty in ty0..ty1 {
         let d = row_array(|j| {
             let y = (T * ty + j).wrapping_sub(1);
-            if y < h { &plane[y * w..][..w] } else { &*zeros }
+            if y < h {
+                &plane[(y - first) * w..][..w]
+            } else {
+                &*zeros
+            }
         });
         A::bt_lanes(d, RowsMut::strided(&mut tb[1..], wp, w), w);
         let t0 = (ty - ty0) * tw;
@@ -1913,8 +2025,13 @@ impl Op for Winograd3x3 {
             Some(t) => format!(", then {}→{} by shifted sums", t.ic, t.oc),
             None => String::new(),
         };
+        let after = match &self.prologue {
+            Some(p) if p.leaky_relu.is_some() => "depthwise 3×3 + LeakyReLU, then ",
+            Some(_) => "depthwise 3×3, then ",
+            None => "",
+        };
         Ok(vec![format!(
-            "{how}, {}→{} channels{then}",
+            "{after}{how}, {}→{} channels{then}",
             self.ic, self.oc
         )])
     }
@@ -1926,8 +2043,9 @@ impl EvalOp for Winograd3x3 {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let with_dw = usize::from(self.prologue.is_some());
         ensure!(
-            inputs.len() == 1 + usize::from(self.epilogue.residual),
+            inputs.len() == 1 + with_dw + usize::from(self.epilogue.residual),
             "Winograd3x3: {} inputs",
             inputs.len()
         );
@@ -1939,7 +2057,7 @@ impl EvalOp for Winograd3x3 {
             self.ic
         );
         let (n, h, w) = (shape[0], shape[2], shape[3]);
-        let res = match inputs.get(1) {
+        let res = match inputs.get(1 + with_dw) {
             Some(r) => {
                 ensure!(
                     r.shape() == [n, self.oc, h, w],
@@ -1955,12 +2073,32 @@ impl EvalOp for Winograd3x3 {
             Some(r) => Some(r.as_slice::<f32>()?),
             None => None,
         };
+        // The prologue's depthwise kernels, `[ic, 1, 3, 3]`.
+        let dw = match with_dw {
+            1 => {
+                let k = &inputs[1];
+                ensure!(
+                    k.datum_type() == f32::datum_type() && k.len() == self.ic * 9,
+                    "Winograd3x3: depthwise kernels {:?} {:?}, [{}, 1, 3, 3] f32 expected",
+                    k.datum_type(),
+                    k.shape(),
+                    self.ic
+                );
+                Some(k.try_as_plain_ram()?)
+            }
+            _ => None,
+        };
+        let dw = match &dw {
+            Some(k) => Some(k.as_slice::<f32>()?),
+            None => None,
+        };
         let mut out = super::output_f32(&self.output_shape(n, h, w))?;
         let src = input.try_as_plain_ram()?;
         {
             let mut dst = out.try_as_plain_ram_mut()?;
             self.run(
                 src.as_slice::<f32>()?,
+                dw,
                 res,
                 dst.as_slice_mut::<f32>()?,
                 n,
@@ -1979,12 +2117,14 @@ impl TypedOp for Winograd3x3 {
             f.datum_type == f32::datum_type() && f.rank() == 4,
             "Winograd3x3: f32 NCHW"
         );
-        if self.epilogue.residual {
-            ensure!(
-                inputs.len() == 2,
-                "Winograd3x3: the residual input is missing"
-            );
-        }
+        ensure!(
+            inputs.len()
+                == 1 + usize::from(self.prologue.is_some()) + usize::from(self.epilogue.residual),
+            "Winograd3x3: {} inputs for prologue {:?} and residual {}",
+            inputs.len(),
+            self.prologue,
+            self.epilogue.residual
+        );
         let b = self.epilogue.block();
         Ok(tvec!(f32::fact([
             f.shape[0].clone(),
@@ -2086,7 +2226,7 @@ pub(crate) mod tests {
             let b = values(oc, 3);
             let op = Winograd3x3::new(&wts, Some(&b), oc, ic, TileChoice::Fixed(tile)).expect("op");
             let mut y = vec![0f32; n * oc * h * w];
-            op.run_on(None, &x, None, &mut y, n, h, w, false)
+            op.run_on(None, &x, None, None, &mut y, n, h, w, false)
                 .expect("run");
             let bound = bound * (ic * 9) as f64;
             for ni in 0..n {
@@ -2111,7 +2251,7 @@ pub(crate) mod tests {
                 lower.simd = level;
                 let mut yl = vec![f32::NAN; n * oc * h * w];
                 lower
-                    .run_on(None, &x, None, &mut yl, n, h, w, false)
+                    .run_on(None, &x, None, None, &mut yl, n, h, w, false)
                     .expect("run");
                 let same = y.iter().zip(&yl).all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(
@@ -2122,7 +2262,7 @@ pub(crate) mod tests {
             }
             for pool in &pools {
                 let mut yp = vec![f32::NAN; n * oc * h * w];
-                op.run_on(Some(pool), &x, None, &mut yp, n, h, w, false)
+                op.run_on(Some(pool), &x, None, None, &mut yp, n, h, w, false)
                     .expect("run");
                 let same = y.iter().zip(&yp).all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(
@@ -2192,7 +2332,7 @@ pub(crate) mod tests {
             let x = values(ic * h * w, 10);
             let [got, want] = [&by_size, &op(TileChoice::Fixed(tile))].map(|op| {
                 let mut y = vec![f32::NAN; oc * h * w];
-                op.run_on(pool, &x, None, &mut y, 1, h, w, false)
+                op.run_on(pool, &x, None, None, &mut y, 1, h, w, false)
                     .expect("run");
                 y
             });
@@ -2248,7 +2388,7 @@ pub(crate) mod tests {
         winograd.direct = None;
         let [y, y_winograd] = [&plain, &winograd].map(|op| {
             let mut y = vec![0f32; n * oc * h * w];
-            op.run_on(None, &x, None, &mut y, n, h, w, false)
+            op.run_on(None, &x, None, None, &mut y, n, h, w, false)
                 .expect("run");
             y
         });
@@ -2303,7 +2443,8 @@ pub(crate) mod tests {
                 let r = residual.then_some(res.as_slice());
                 for (p, stream) in [(None, false), (Some(pool), false), (None, true)] {
                     let mut got = vec![f32::NAN; want.len()];
-                    op.run_on(p, &x, r, &mut got, n, h, w, stream).expect("run");
+                    op.run_on(p, &x, None, r, &mut got, n, h, w, stream)
+                        .expect("run");
                     let same = got
                         .iter()
                         .zip(&want)
@@ -2364,16 +2505,16 @@ pub(crate) mod tests {
                     let res = values(n * oc * h * w, 16);
                     let r = residual.then_some(res.as_slice());
                     let mut mid = vec![0f32; n * planes * 4 * h * w];
-                    up.run_on(None, &x, r, &mut mid, n, h, w, false)
+                    up.run_on(None, &x, None, r, &mut mid, n, h, w, false)
                         .expect("upsampler");
                     let mut want = vec![0f32; n * toc * 4 * h * w];
-                    tail.run_on(None, &mid, None, &mut want, n, 2 * h, 2 * w, false)
+                    tail.run_on(None, &mid, None, None, &mut want, n, 2 * h, 2 * w, false)
                         .expect("tail");
                     assert_eq!(fused.output_shape(n, h, w), [n, toc, 2 * h, 2 * w]);
                     for p in [None, Some(&pools[0]), Some(&pools[1])] {
                         let mut got = vec![f32::NAN; want.len()];
                         fused
-                            .run_on(p, &x, r, &mut got, n, h, w, false)
+                            .run_on(p, &x, None, r, &mut got, n, h, w, false)
                             .expect("fused");
                         let bad = got
                             .iter()
@@ -2407,6 +2548,138 @@ pub(crate) mod tests {
             ..Epilogue::default()
         };
         assert!(plain.with_epilogue(mismatch).is_err());
+    }
+
+    /// An op with a depthwise prologue ([`Prologue`]) computes what the op without it computes
+    /// on the depthwise convolution's output, bit for bit: that output computed alone by the
+    /// same rows ([`Depthwise::row`]), for F(4,3), F(6,3) and bf16 on AMX (where the CPU has
+    /// it), with and without the LeakyReLU and a bias, with a LeakyReLU and a residual after the
+    /// convolution, one and two images, sizes with partial tiles, one row and one column, on the
+    /// calling thread (chunks of a few tile rows, each computing its rows and the one on each
+    /// side) and pools of 2 and 3. `Depthwise::row` itself is within 9 · 2⁻²³ of the float64
+    /// sum (nine terms of magnitude < 1, values in [-1, 1)).
+    #[test]
+    fn a_depthwise_prologue_equals_the_ops_it_replaces() {
+        let pools = pools_of_2_and_3();
+        let (ic, oc) = (6, 8);
+        let (wts, b) = (values(oc * ic * 9, 31), values(oc, 32));
+        let kernel = values(ic * 9, 33);
+        let dw_bias = values(ic, 34);
+        let variants = [
+            (Some(Tile::F43), false),
+            (Some(Tile::F63), false),
+            (None, true),
+        ];
+        for (tile, bf16) in variants.into_iter().filter(|v| !v.1 || amx::available()) {
+            let choice = TileChoice::Fixed(tile.unwrap_or(Tile::F43));
+            for (leaky_relu, bias) in [
+                (None, None),
+                (Some(0.1f32), Some(&dw_bias)),
+                (Some(0.3), None),
+            ] {
+                let mut plain = Winograd3x3::new(&wts, Some(&b), oc, ic, choice).expect("op");
+                if bf16 {
+                    plain = plain.with_bf16(&wts).expect("bf16");
+                }
+                let plain = plain
+                    .with_epilogue(Epilogue {
+                        leaky_relu: Some(0.2),
+                        residual: true,
+                        ..Epilogue::default()
+                    })
+                    .expect("epilogue");
+                let prologue = Prologue {
+                    bias: bias.map(|b| Arc::new(b.clone())),
+                    leaky_relu,
+                };
+                let fused = plain.clone().with_prologue(prologue).expect("prologue");
+                let dw = Depthwise {
+                    kernel: &kernel,
+                    bias: bias.map(Vec::as_slice),
+                    leaky_relu,
+                };
+                for &(n, h, w) in &[(1, 23, 29), (2, 7, 5), (1, 1, 9), (1, 6, 1), (1, 40, 3)] {
+                    let x = values(n * ic * h * w, 35);
+                    let res = values(n * oc * h * w, 36);
+                    let zeros = vec![0f32; w];
+                    let mut mid = vec![f32::NAN; x.len()];
+                    for (i, plane) in mid.chunks_exact_mut(h * w).enumerate() {
+                        let src = &x[i * h * w..][..h * w];
+                        for (y, row) in plane.chunks_exact_mut(w).enumerate() {
+                            dw.row(src, i % ic, h, w, y, &zeros, row);
+                        }
+                    }
+                    let mut want = vec![0f32; n * oc * h * w];
+                    plain
+                        .run_on(None, &mid, None, Some(&res), &mut want, n, h, w, false)
+                        .expect("plain");
+                    for p in [None, Some(&pools[0]), Some(&pools[1])] {
+                        let mut got = vec![f32::NAN; want.len()];
+                        fused
+                            .run_on(p, &x, Some(&kernel), Some(&res), &mut got, n, h, w, false)
+                            .expect("fused");
+                        let bad = got
+                            .iter()
+                            .zip(&want)
+                            .position(|(a, b)| a.to_bits() != b.to_bits());
+                        assert!(
+                            bad.is_none(),
+                            "{tile:?} bf16 {bf16}, leaky {leaky_relu:?}, bias {}, {n}x{h}x{w}, threads {}: value {bad:?}",
+                            bias.is_some(),
+                            p.map_or(1, |p| p.current_num_threads())
+                        );
+                    }
+                    // The depthwise rows against float64.
+                    for (i, plane) in mid.chunks_exact(h * w).enumerate() {
+                        let c = i % ic;
+                        let src = &x[i * h * w..][..h * w];
+                        for (j, got) in plane.iter().enumerate() {
+                            let (y, xx) = (j / w, j % w);
+                            let mut s = f64::from(bias.map_or(0.0, |b| b[c]));
+                            for (ky, kx) in (0..3).flat_map(|ky| (0..3).map(move |kx| (ky, kx))) {
+                                let (iy, ix) =
+                                    ((y + ky).wrapping_sub(1), (xx + kx).wrapping_sub(1));
+                                if iy < h && ix < w {
+                                    s += f64::from(kernel[c * 9 + ky * 3 + kx])
+                                        * f64::from(src[iy * w + ix]);
+                                }
+                            }
+                            if s < 0.0 {
+                                s *= f64::from(leaky_relu.unwrap_or(1.0));
+                            }
+                            let d = (f64::from(*got) - s).abs();
+                            assert!(d <= 9.0 * 2f64.powi(-23), "depthwise row: |Δ| {d:e}");
+                        }
+                    }
+                }
+            }
+        }
+        // What cannot take one: an op computing by shifted sums, a bias of the wrong length;
+        // and a call without the kernels, or with too few.
+        let direct =
+            Winograd3x3::new(&values(3 * ic * 9, 37), None, 3, ic, TileChoice::BySize).expect("op");
+        assert!(direct.with_prologue(Prologue::default()).is_err());
+        let op = Winograd3x3::new(&wts, Some(&b), oc, ic, TileChoice::BySize).expect("op");
+        let wrong = Prologue {
+            bias: Some(Arc::new(vec![0.0; ic + 1])),
+            leaky_relu: None,
+        };
+        assert!(op.clone().with_prologue(wrong).is_err());
+        let fused = op.with_prologue(Prologue::default()).expect("prologue");
+        let (h, w) = (5, 6);
+        let x = values(ic * h * w, 38);
+        let mut y = vec![0f32; oc * h * w];
+        assert!(
+            fused
+                .run_on(None, &x, None, None, &mut y, 1, h, w, false)
+                .is_err()
+        );
+        let short = &kernel[..ic * 9 - 1];
+        assert!(
+            fused
+                .run_on(None, &x, Some(short), None, &mut y, 1, h, w, false)
+                .is_err()
+        );
     }
 
     /// A bf16 tail fused into a bf16 upsampler ([`Winograd3x3::amx_tail_rows`]) against the
@@ -2453,11 +2726,11 @@ pub(crate) mod tests {
                     let res = values(n * oc * h * w, 26);
                     let r = residual.then_some(res.as_slice());
                     let mut mid = vec![0f32; n * planes * 4 * h * w];
-                    up.run_on(None, &x, r, &mut mid, n, h, w, false)
+                    up.run_on(None, &x, None, r, &mut mid, n, h, w, false)
                         .expect("upsampler");
                     let (oh, ow) = (2 * h, 2 * w);
                     let mut want = vec![0f32; n * toc * oh * ow];
-                    tail.run_on(None, &mid, None, &mut want, n, oh, ow, false)
+                    tail.run_on(None, &mid, None, None, &mut want, n, oh, ow, false)
                         .expect("tail");
                     // Σ|terms| of each tail output, from the rounded values.
                     let mut mag = vec![0f64; want.len()];
@@ -2486,7 +2759,7 @@ pub(crate) mod tests {
                     for p in [None, Some(&pools[0]), Some(&pools[1])] {
                         let mut got = vec![f32::NAN; want.len()];
                         fused
-                            .run_on(p, &x, r, &mut got, n, h, w, false)
+                            .run_on(p, &x, None, r, &mut got, n, h, w, false)
                             .expect("fused");
                         let bad = (0..want.len()).find(|&i| {
                             let d = f64::from(got[i] - want[i]).abs();
