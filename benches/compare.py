@@ -574,6 +574,32 @@ def main() -> int:
         "lowest and highest round:",
     ]
     lines += table(others, paired_cell)
+    # The reduced-precision targets are ratios to the same engine's float32: paired the same way.
+    reduced = [
+        (num, den, f"{label[num]} / {label[den]}")
+        for num, den in [("kdsr-edge-bf16", "kdsr-edge"), ("openvino-bf16", "openvino-f32")]
+        if num in names and den in names
+    ]
+    if reduced:
+
+        def reduced_cell(c, pair):
+            num = per_round.get((c["key"], pair[0]), {})
+            den = per_round.get((c["key"], pair[1]), {})
+            rs = [num[r] / den[r] for r in sorted(num) if r in den and den[r] > 0]
+            return f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f})" if rs else "–"
+
+        lines += [
+            "",
+            "Reduced precision against the same engine's float32, paired by round: the median over "
+            "rounds of each round's ratio of the two block medians, in brackets the lowest and "
+            "highest round:",
+            "",
+            "| graph | LR | threads | " + " | ".join(t for _, _, t in reduced) + " |",
+            "|" + "---|" * (3 + len(reduced)),
+        ]
+        for c in cases:
+            cells = [reduced_cell(c, p) for p in reduced]
+            lines.append(f"| {c['label']} | {c['w']}×{c['h']} | {c['threads']} | " + " | ".join(cells) + " |")
     lines += ["", "Outputs against onnxruntime's (max |Δ| over the SR image):"]
     lines += table(others, diff_cell)
     if notes:
