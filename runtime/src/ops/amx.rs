@@ -44,28 +44,15 @@ struct TileBytes([u16; 512]);
 
 /// The weights of a 3×3 convolution as AMX A tiles: for each block of 16 output channels, tap
 /// `ky·3 + kx` and step of 32 input channels, 16 rows (output channels) of 32 bf16 (input
-/// channels), zeros past `oc` and `ic`.
-#[derive(Clone)]
+/// channels), zeros past `oc` and `ic`: the matrix `[oc, 9 · ic']` ([`Bf16Rows`]), column
+/// `tap · ic' + c`, with `ic'` the input channels up to a multiple of 32.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Bf16Weights {
-    tiles: Vec<TileBytes>,
+    rows: Bf16Rows,
     /// Output channels.
     pub oc: usize,
     /// Input channels.
     pub ic: usize,
-}
-
-impl std::fmt::Debug for Bf16Weights {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Bf16Weights({}→{})", self.ic, self.oc)
-    }
-}
-
-impl PartialEq for Bf16Weights {
-    fn eq(&self, other: &Self) -> bool {
-        self.oc == other.oc
-            && self.ic == other.ic
-            && self.tiles.iter().zip(&other.tiles).all(|(a, b)| a.0 == b.0)
-    }
 }
 
 /// `v` rounded to bf16 (round to nearest even; the values here are finite), as the top 16 bits
@@ -135,19 +122,20 @@ impl Bf16Weights {
             weights.len() == oc * ic * 9 && oc > 0 && ic > 0,
             "bf16 convolution: {oc}×{ic}×3×3 weights expected"
         );
-        let (blocks, steps) = (oc.div_ceil(BLOCK), ic.div_ceil(K_STEP));
-        let mut tiles = vec![TileBytes([0; 512]); blocks * 9 * steps];
+        let kp = ic.div_ceil(K_STEP) * K_STEP;
+        let mut a = vec![0f32; oc * 9 * kp];
         for o in 0..oc {
             for c in 0..ic {
                 for tap in 0..9 {
-                    let (ob, r, k, j) = (o / BLOCK, o % BLOCK, c / K_STEP, c % K_STEP);
-                    let v = weights[(o * ic + c) * 9 + tap];
-                    tiles[(ob * 9 + tap) * steps + k].0[r * K_STEP + j] =
-                        (bf16_bits(v) >> 16) as u16;
+                    a[(o * 9 + tap) * kp + c] = weights[(o * ic + c) * 9 + tap];
                 }
             }
         }
-        Ok(Self { tiles, oc, ic })
+        Ok(Self {
+            rows: Bf16Rows::new(&a, oc, 9 * kp)?,
+            oc,
+            ic,
+        })
     }
 
     /// Blocks of 16 output channels.
@@ -610,13 +598,14 @@ mod imp {
                 // upsampler's (72 KiB) would not.
                 let mut ob = 0;
                 while ob < blocks {
-                    let a0 = wts.tiles.as_ptr().add(ob * per_block) as *const u16;
+                    let a0 = wts.rows.tiles.as_ptr().add(ob * per_block) as *const u16;
                     let pair = ob + 1 < blocks;
                     for x0 in (0..wpad).step_by(2 * BLOCK) {
                         let b = brow.add(x0);
                         let c = acc.add(ob * BLOCK * wpad + x0);
                         if pair {
-                            let a1 = wts.tiles.as_ptr().add((ob + 1) * per_block) as *const u16;
+                            let a1 =
+                                wts.rows.tiles.as_ptr().add((ob + 1) * per_block) as *const u16;
                             block2x2(a0, a1, b, &offsets, bs, c, cs);
                         } else {
                             block1x2(a0, b, &offsets, bs, c, cs);

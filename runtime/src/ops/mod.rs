@@ -328,31 +328,10 @@ fn prologue_for(
         leaky_relu = Some(leaky.alpha);
         feed = alone(feed.inputs[0].node)?;
     }
-    let dw = feed.op_as::<Conv>()?;
-    let ps = &dw.pool_spec;
-    let ones = |v: &Option<TVec<usize>>| v.as_ref().is_none_or(|v| v.iter().all(|&s| s == 1));
-    let padded = match &ps.padding {
-        PaddingSpec::Explicit(b, a) | PaddingSpec::ExplicitOnnxPool(b, a, _) => {
-            b.iter().chain(a.iter()).all(|&p| p == 1) && b.len() == 2 && a.len() == 2
-        }
-        _ => false,
-    };
     let c = conv.ic;
-    let input = model.outlet_fact(feed.inputs[0]).ok()?;
-    if dw.q_params.is_some()
-        || dw.group != c
-        || ps.input_channels != c
-        || ps.output_channels != c
-        || dw.kernel_fmt != KernelFormat::OIHW
-        || ps.data_format != DataFormat::NCHW
-        || ps.kernel_shape.as_slice() != [3, 3]
-        || !ones(&ps.strides)
-        || !ones(&ps.dilations)
-        || !padded
-        || input.datum_type != f32::datum_type()
-        || input.rank() != 4
-        || feed.inputs.len() != 3
-    {
+    let dw = simple_conv(model, feed, 3, 1)?;
+    let ps = &dw.pool_spec;
+    if dw.group != c || ps.input_channels != c || ps.output_channels != c {
         return None;
     }
     let kernel = model.outlet_fact(feed.inputs[1]).ok()?;
@@ -410,11 +389,15 @@ struct ConvParams {
     ic: usize,
 }
 
-/// Node `id`'s weights and bias when it is a dense convolution (one group, stride 1, dilation 1,
-/// NCHW, OIHW, float32, constant weights and bias) with a `k`×`k` kernel and padding `pad` on
-/// every side.
-fn conv_params(model: &TypedModel, id: usize, k: usize, pad: usize) -> Option<ConvParams> {
-    let node = model.node(id);
+/// `node`'s `Conv` when it is a float32 2-D convolution with stride 1 and dilation 1, NCHW,
+/// OIHW kernels `k`×`k`, padding `pad` on every side, and inputs (data, kernel, bias); any
+/// number of groups.
+fn simple_conv<'a>(
+    model: &TypedModel,
+    node: &'a TypedNode,
+    k: usize,
+    pad: usize,
+) -> Option<&'a Conv> {
     let conv = node.op_as::<Conv>()?;
     let ps = &conv.pool_spec;
     let ones = |v: &Option<TVec<usize>>| v.as_ref().is_none_or(|v| v.iter().all(|&s| s == 1));
@@ -426,18 +409,27 @@ fn conv_params(model: &TypedModel, id: usize, k: usize, pad: usize) -> Option<Co
         _ => false,
     };
     let input = model.outlet_fact(node.inputs[0]).ok()?;
-    if conv.q_params.is_some()
-        || conv.group != 1
-        || conv.kernel_fmt != KernelFormat::OIHW
-        || ps.data_format != DataFormat::NCHW
-        || ps.kernel_shape.as_slice() != [k, k]
-        || !ones(&ps.strides)
-        || !ones(&ps.dilations)
-        || !padded
-        || input.datum_type != f32::datum_type()
-        || input.rank() != 4
-        || node.inputs.len() != 3
-    {
+    let simple = conv.q_params.is_none()
+        && conv.kernel_fmt == KernelFormat::OIHW
+        && ps.data_format == DataFormat::NCHW
+        && ps.kernel_shape.as_slice() == [k, k]
+        && ones(&ps.strides)
+        && ones(&ps.dilations)
+        && padded
+        && input.datum_type == f32::datum_type()
+        && input.rank() == 4
+        && node.inputs.len() == 3;
+    simple.then_some(conv)
+}
+
+/// Node `id`'s weights and bias when it is a dense convolution (one group, stride 1, dilation 1,
+/// NCHW, OIHW, float32, constant weights and bias) with a `k`×`k` kernel and padding `pad` on
+/// every side.
+fn conv_params(model: &TypedModel, id: usize, k: usize, pad: usize) -> Option<ConvParams> {
+    let node = model.node(id);
+    let conv = simple_conv(model, node, k, pad)?;
+    let ps = &conv.pool_spec;
+    if conv.group != 1 {
         return None;
     }
     let weights = model.outlet_fact(node.inputs[1]).ok()?.konst.clone()?;
