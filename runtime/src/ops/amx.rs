@@ -581,7 +581,7 @@ mod imp {
             .collect();
         let per_block = 9 * steps;
         let config = Config::new(wts.oc.min(BLOCK));
-        let (bs, cs) = (wp * 4, wpad * 4);
+        let bs = wp * 4;
         let input = s.input.as_ptr();
         // SAFETY: the configuration is valid (palette 1, rows ≤ 16, 64 bytes a row). Reads:
         // A tiles `(ob·9 + tap)·steps + k` < blocks·9·steps; B tiles of row y - y0 + ky ≤ rows - 1,
@@ -596,23 +596,7 @@ mod imp {
                 // Blocks of output channels outermost: their A tiles (18 KiB a pair of blocks)
                 // stay in the L1 cache over the row, where the 4 blocks of the 32→128
                 // upsampler's (72 KiB) would not.
-                let mut ob = 0;
-                while ob < blocks {
-                    let a0 = wts.rows.tiles.as_ptr().add(ob * per_block) as *const u16;
-                    let pair = ob + 1 < blocks;
-                    for x0 in (0..wpad).step_by(2 * BLOCK) {
-                        let b = brow.add(x0);
-                        let c = acc.add(ob * BLOCK * wpad + x0);
-                        if pair {
-                            let a1 =
-                                wts.rows.tiles.as_ptr().add((ob + 1) * per_block) as *const u16;
-                            block2x2(a0, a1, b, &offsets, bs, c, cs);
-                        } else {
-                            block1x2(a0, b, &offsets, bs, c, cs);
-                        }
-                    }
-                    ob += if pair { 2 } else { 1 };
-                }
+                row_blocks(&wts.rows, per_block, brow, &offsets, bs, acc, wpad);
                 row(y, &mut s.acc[..acc_len], wpad);
                 // `row` may have run tiles of its own ([`super::products`]).
                 asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack));
@@ -627,35 +611,64 @@ mod imp {
     /// # Safety
     /// AMX is available and the buffers are as [`super::products`] checks.
     pub(super) unsafe fn products(a: &Bf16Rows, pairs: &[u32], stride: usize, out: &mut [f32]) {
-        let (blocks, steps) = (a.m.div_ceil(BLOCK), a.k.div_ceil(K_STEP));
+        let steps = a.k.div_ceil(K_STEP);
         // The B tile of step k, columns 0..16, in bytes from the buffer's start.
         let offsets: Vec<isize> = (0..steps)
             .map(|k| (k * BLOCK * stride * 4) as isize)
             .collect();
         let config = Config::new(BLOCK);
-        let bs = stride * 4;
-        let (b0, c0) = (pairs.as_ptr(), out.as_mut_ptr());
         // SAFETY: reads A tiles `ob·steps + k` < blocks·steps, B rows < steps·16 = pair_rows()
         // at columns x0 .. x0 + 32 ≤ stride; writes rows < blocks·16 = padded_rows() of `out`
         // at the same columns.
         unsafe {
             asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack));
-            let mut ob = 0;
-            while ob < blocks {
-                let a0 = a.tiles.as_ptr().add(ob * steps) as *const u16;
-                let two = ob + 1 < blocks;
-                for x0 in (0..stride).step_by(2 * BLOCK) {
-                    let c = c0.add(ob * BLOCK * stride + x0);
+            row_blocks(
+                a,
+                steps,
+                pairs.as_ptr(),
+                &offsets,
+                stride * 4,
+                out.as_mut_ptr(),
+                stride,
+            );
+            asm!("tilerelease", options(nostack));
+        }
+    }
+
+    /// One row of products: for each pair of blocks of 16 rows of `a` (the last block alone
+    /// when their number is odd) and each 32 columns `x0` of `c` (`[blocks·16][cw]` float32),
+    /// [`block2x2`] (or [`block1x2`]) from `a`'s tiles of that block (`per_block` consecutive
+    /// tiles, one per entry of `offsets`) and the B tiles at `b + x0`.
+    ///
+    /// # Safety
+    /// The tile configuration is loaded; every tile read and row written is in its buffer.
+    #[inline(always)]
+    unsafe fn row_blocks(
+        a: &Bf16Rows,
+        per_block: usize,
+        b: *const u32,
+        offsets: &[isize],
+        bs: usize,
+        c: *mut f32,
+        cw: usize,
+    ) {
+        let blocks = a.m.div_ceil(BLOCK);
+        let tile = |ob: usize| unsafe { a.tiles.as_ptr().add(ob * per_block) as *const u16 };
+        let mut ob = 0;
+        while ob < blocks {
+            let two = ob + 1 < blocks;
+            for x0 in (0..cw).step_by(2 * BLOCK) {
+                // SAFETY: the caller's.
+                unsafe {
+                    let c = c.add(ob * BLOCK * cw + x0);
                     if two {
-                        let a1 = a.tiles.as_ptr().add((ob + 1) * steps) as *const u16;
-                        block2x2(a0, a1, b0.add(x0), &offsets, bs, c, bs);
+                        block2x2(tile(ob), tile(ob + 1), b.add(x0), offsets, bs, c, cw * 4);
                     } else {
-                        block1x2(a0, b0.add(x0), &offsets, bs, c, bs);
+                        block1x2(tile(ob), b.add(x0), offsets, bs, c, cw * 4);
                     }
                 }
-                ob += if two { 2 } else { 1 };
             }
-            asm!("tilerelease", options(nostack));
+            ob += if two { 2 } else { 1 };
         }
     }
 }

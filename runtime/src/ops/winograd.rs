@@ -884,7 +884,6 @@ impl Winograd3x3 {
         block >= 2
             && self.prologue.is_none()
             && self.is_bf16() == tail.is_bf16()
-            && (!tail.is_bf16() || tail.amx_taps.is_some())
             && tail.ic * block * block == self.oc
             && tail.direct_weights().is_some()
             && !tail.epilogue.residual
@@ -1095,8 +1094,9 @@ impl Winograd3x3 {
         let (ic, oc, b) = (self.ic, self.oc, self.epilogue.block());
         let (oh, ow, planes) = (h * b, w * b, oc / (b * b));
         let threads = pool.map_or(1, |p| p.current_num_threads());
+        // takes_tail: b ≥ 2 and tail.ic == planes, among the rest.
         ensure!(
-            b >= 2 && tail.ic == planes && self.takes_tail(b, tail),
+            self.takes_tail(b, tail),
             "Winograd3x3: a fused tail needs a depth-to-space onto its input"
         );
         // What a job's steps are: Winograd chunks of tile rows, or AMX chunks of input rows;
@@ -1169,7 +1169,6 @@ impl Winograd3x3 {
                         oh,
                         ow,
                         rs,
-                        len: taps * rs,
                         ring,
                         zeros,
                         edges,
@@ -1787,7 +1786,7 @@ impl Winograd3x3 {
 }
 
 /// One job of [`Winograd3x3::run_with_tail`]: the ring of the tail's 1×1 products of the op's
-/// output rows (row `r` in slot `r % 3`, `len` values, tap rows `rs` apart), the products of the
+/// output rows (row `r` in slot `r % 3`, [`Self::len`] values, tap rows `rs` apart), the products of the
 /// job's edge rows `slots` kept for after the jobs, and its rows (from `ra`) of the tail's
 /// output planes.
 struct TailJob<'a> {
@@ -1797,7 +1796,6 @@ struct TailJob<'a> {
     oh: usize,
     ow: usize,
     rs: usize,
-    len: usize,
     ring: &'a mut [f32],
     zeros: &'a [f32],
     edges: &'a mut [f32],
@@ -1805,16 +1803,22 @@ struct TailJob<'a> {
 }
 
 impl TailJob<'_> {
+    /// Values of one row's products: the tail's taps, `rs` apart.
+    fn len(&self) -> usize {
+        direct_taps(self.tail.oc) * self.rs
+    }
+
     /// Where the products of the op's output row `r` go.
     fn slot(&mut self, r: usize) -> &mut [f32] {
-        &mut self.ring[(r % 3) * self.len..][..self.len]
+        let len = self.len();
+        &mut self.ring[(r % 3) * len..][..len]
     }
 
     /// After row `r`'s products: keeps them if `r` is an edge row, and sums the tail's output
     /// rows they complete: row `r - 1` (unless it is the job's first row inside the image,
     /// summed after the jobs) and, at the image's bottom, row `r`.
     fn finish(&mut self, r: usize) {
-        let len = self.len;
+        let len = self.len();
         if !self.edges.is_empty() {
             let t = &self.ring[(r % 3) * len..][..len];
             for (i, _) in self.slots.iter().enumerate().filter(|(_, q)| **q == r) {
