@@ -67,31 +67,28 @@ macro_rules! loop12 {
     };
 }
 
-/// Seconds for `iters` iterations of 12 `vfmadd231ps`.
+/// `fn $name(iters) -> seconds`: `iters` iterations of 12 `$ins`, compiled with `$features`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn fma(iters: u64) -> f64 {
-    let start = std::time::Instant::now();
-    // SAFETY: main checked AVX-512F; registers only.
-    #[allow(unsafe_code)]
-    unsafe {
-        loop12!("vfmadd231ps", iters);
-    }
-    start.elapsed().as_secs_f64()
+macro_rules! timed_loop {
+    ($name:ident, $features:literal, $ins:literal) => {
+        #[doc = concat!("Seconds for `iters` iterations of 12 `", $ins, "`.")]
+        #[target_feature(enable = $features)]
+        fn $name(iters: u64) -> f64 {
+            let start = std::time::Instant::now();
+            // SAFETY: the caller checked the CPU has `$features`; registers only.
+            #[allow(unsafe_code)]
+            unsafe {
+                loop12!($ins, iters);
+            }
+            start.elapsed().as_secs_f64()
+        }
+    };
 }
 
-/// Seconds for `iters` iterations of 12 `vdpbf16ps`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bf16")]
-fn dpbf16(iters: u64) -> f64 {
-    let start = std::time::Instant::now();
-    // SAFETY: main checked AVX-512 BF16; registers only.
-    #[allow(unsafe_code)]
-    unsafe {
-        loop12!("vdpbf16ps", iters);
-    }
-    start.elapsed().as_secs_f64()
-}
+timed_loop!(fma, "avx512f", "vfmadd231ps");
+#[cfg(target_arch = "x86_64")]
+timed_loop!(dpbf16, "avx512f,avx512bf16", "vdpbf16ps");
 
 fn main() -> Result<()> {
     run(Args::parse())
