@@ -4,18 +4,29 @@
 # (benches/compare.py): student-edge dynamic / split SR / folded at LR 320×180 (W×H) and 64×64, and a
 # random-weights student-M dynamic graph at 64×64; 1 and 2 threads; outputs cross-checked
 # against onnxruntime. Writes benches/results.md (the table README's performance section
-# shows), or with --quick (64×64, 1 thread, 2 rounds) target/tmp/kdsr-compare/table.md.
-# Usage: bash benches/run.sh [--quick] [compare.py options: --rounds N --block N --engines A,B]
+# shows, which it also updates), or with --quick (64×64, 1 thread, 2 rounds)
+# target/tmp/kdsr-compare/table.md, or with --out FILE that file (README untouched: another CPU's
+# run kept beside the README's, e.g. benches/results-zen4.md).
+# Usage: bash benches/run.sh [--quick] [--out FILE] [compare.py options: --rounds N --block N --engines A,B]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=benches/graphs.sh
 source benches/graphs.sh
 KDSR_BENCH_PIP="numpy onnxruntime onnx openvino ncnn pnnx MNN" kdsr_bench_prepare kdsr-compare
 out=benches/results.md
-for a in "$@"; do [ "$a" = --quick ] && out="$dir/table.md"; done
+given=""
+args=()
+while (($#)); do
+  case "$1" in
+    --out) given="$2"; shift 2 ;;
+    --quick) out="$dir/table.md"; args+=("$1"); shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+out="${given:-$out}"
 echo "== load before: $(cut -d' ' -f1-3 /proc/loadavg)  ($(nproc) CPUs)"
 "$py" benches/compare.py --dir "$dir" --kdsr-edge "$target/release/kdsr-edge" \
-  --folded "$folded" --student-m "$student_m" --out "$out" "$@"
+  --folded "$folded" --student-m "$student_m" --out "$out" "${args[@]}"
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg); table: $out"
 if [ "$out" = benches/results.md ]; then
   "$py" - "$out" README.md <<'PY'
