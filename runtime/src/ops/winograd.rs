@@ -494,8 +494,9 @@ impl Algorithm<6, 8> for F63 {
 /// ξ = row·P + column) of OIHW weights `[oc, ic, 3, 3]`: each position's `oc × ic` matrix stored
 /// column-major, so that `matrixmultiply`'s packing of it (panels of 16 output channels per input
 /// channel, on every call) copies contiguous runs instead of gathering with a stride of `ic`.
-/// Same bits as the row-major layout (the packed panels are the same); its packing took 18.6 %
-/// of the split SR graph's time before, 8.1 % after (all packing, `perf`, one thread, Zen 4).
+/// Same bits as the row-major layout (the packed panels are the same); `matrixmultiply`'s packing
+/// of both operands took 18.6 % of the split SR graph's samples before, 8.1 % after (`perf`, one
+/// thread, Zen 4; it does not split them by operand).
 fn transform_weights<const T: usize, const P: usize, A: Algorithm<T, P>>(
     weights: &[f32],
     oc: usize,
